@@ -1,0 +1,100 @@
+"""Offline command line: ``python -m pipeline plan TAG ...``.
+
+Needs no Dagger engine and never imports the Dagger SDK. Exit status: 0 ok, 1 a check found
+mismatches, 2 bad input (one line on stderr, nothing on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pipeline.catalogue import image_names
+from pipeline.plan import make_plan, render_table
+from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+PROG = "python -m pipeline"
+
+
+class BadInputError(Exception):
+    """Input the command refuses; its message is the one line printed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every bad input is."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage and exiting, so main prints one line."""
+        raise BadInputError(f"{message} (see `{self.prog} --help`)")
+
+
+def _split_tags(text: str) -> list[str]:
+    """``--existing-tags 2.3.0,latest`` as a list, blanks dropped."""
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``plan`` command and its options."""
+    parser = _Parser(prog=PROG, description="qm-nmr-calc release pipeline, offline tools.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    plan = commands.add_parser("plan", help="show what a release tag would publish")
+    plan.add_argument("tag", help="release tag, vMAJOR.MINOR.PATCH[-PRERELEASE]")
+    plan.add_argument(
+        "--existing-tags",
+        type=_split_tags,
+        default=[],
+        metavar="T1,T2,...",
+        help="tags already published (applied to every image); non-versions are ignored",
+    )
+    _add_target_options(plan)
+    plan.add_argument("--revision", help="full commit SHA of the release")
+    plan.add_argument("--created", help="the commit's time, RFC 3339")
+    plan.add_argument(
+        "--overwrite", action="store_true", help="allow re-publishing an existing version"
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return parser
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    """``--owner`` and ``--registry``, shared by every command."""
+    parser.add_argument("--owner", default=DEFAULT_OWNER, help="GitHub owner (lowercased)")
+    parser.add_argument("--registry", default=DEFAULT_REGISTRY, help="registry host")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print the plan of ``args.tag`` as a table or JSON."""
+    release = make_plan(
+        args.tag,
+        existing_tags={name: args.existing_tags for name in image_names()},
+        owner=args.owner,
+        registry=args.registry,
+        revision=args.revision,
+        created=args.created,
+        overwrite=args.overwrite,
+    )
+    if args.json:
+        print(json.dumps(release.to_json()))
+    else:
+        print(render_table(release), end="")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input is one line on stderr and exit status 2."""
+    try:
+        args = build_parser().parse_args(argv)
+        return run_plan(args)
+    except (BadInputError, ValueError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Dagger module: placeholder, filled in by the publish work."""
