@@ -1,4 +1,4 @@
-"""qm-nmr-calc's release pipeline.
+"""qm-nmr-calc's release pipeline: plan, build, check and publish its container images.
 
 The Dagger object ``Pipeline`` lives in ``pipeline.main`` and is loaded only on first use, so the
 offline tools (``python -m pipeline``) never pay for importing the Dagger SDK.

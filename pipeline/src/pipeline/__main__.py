@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return run_plan(args)
     except (BadInputError, ValueError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        # One line even when argparse echoes an argument that holds a line break.
+        line = str(error).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"{PROG}: error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

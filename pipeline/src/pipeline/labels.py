@@ -22,7 +22,12 @@ INDEX_ANNOTATION_KEYS = tuple(
 )
 """The label keys that a multi-arch image also carries as annotations on its index."""
 
-_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}\Z")
+# RFC 3339 date-time (section 5.6), with a zone; fromisoformat alone also takes ISO 8601 forms.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
+)
 
 
 def check_revision(revision: str) -> str:
@@ -39,21 +44,29 @@ def normalize_created(created: str) -> str:
     """A commit time as RFC 3339 in UTC (``2026-11-20T14:03:00Z``)."""
     try:
         moment = datetime.fromisoformat(created.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        utc = moment.astimezone(UTC) if _RFC3339.match(created) else None
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 in UTC
+        utc = None
+    if utc is None:
         raise ValueError(
             f"created {created!r} is not an RFC 3339 time with a zone; accepted: e.g. "
             "2026-11-20T14:03:00Z or 2026-11-20T15:03:00+01:00 (`git show -s --format=%cI`)"
         )
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def commit_epoch(created: str) -> int:
+    """A commit time as seconds since the epoch, for SOURCE_DATE_EPOCH."""
+    return int(
+        datetime.fromisoformat(normalize_created(created).replace("Z", "+00:00")).timestamp()
+    )
 
 
 def image_labels(
     image: ImageSpec,
     *,
     owner: str,
-    version: str,
+    version: str | None = None,
     revision: str | None = None,
     created: str | None = None,
 ) -> dict[str, str]:
@@ -70,8 +83,9 @@ def image_labels(
         PREFIX + "title": image.repository_name(),
         PREFIX + "description": image.description,
         PREFIX + "licenses": LICENSE,
-        PREFIX + "version": version,
     }
+    if version is not None:
+        labels[PREFIX + "version"] = version
     if revision is not None:
         labels[PREFIX + "revision"] = check_revision(revision)
     if created is not None:

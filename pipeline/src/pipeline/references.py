@@ -16,9 +16,9 @@ DEFAULT_OWNER = "steinbeck"
 # The distribution reference grammar: a host name or IPv4 address (or [IPv6]), optional port.
 _HOST_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _REGISTRY = re.compile(
-    rf"^(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?$"
+    rf"^(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?\Z"
 )
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
@@ -63,3 +63,9 @@ def is_loopback(registry: str) -> bool:
     """Whether ``registry`` is on this machine, the only case where plain HTTP is allowed."""
     host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
     return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def repository_path(reference: str) -> str:
+    """The repository below the registry host (``steinbeck/x`` of ``ghcr.io/steinbeck/x:1``)."""
+    path = reference.split("/", 1)[1]
+    return path.split("@", 1)[0].rsplit(":", 1)[0] if ":" in path else path

@@ -1,0 +1,242 @@
+"""Tag rules (issue 2): accepted tags, refusals, floating-tag ordering, and their properties."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import semver
+from hypothesis import given
+from hypothesis import strategies as st
+from pipeline.versions import (
+    LATEST,
+    MAX_TAG_LENGTH,
+    ReleaseInputError,
+    decide_tags,
+    parse_release_tag,
+    published_versions,
+)
+
+# A version tag of exactly MAX_TAG_LENGTH characters, and one character more.
+LONGEST = "1.0.0-" + "a" * (MAX_TAG_LENGTH - len("1.0.0-"))
+TOO_LONG = LONGEST + "a"
+
+
+@pytest.mark.parametrize(
+    ("tag", "existing", "tags"),
+    [
+        pytest.param("v2.4.0", [], ("2.4.0", "2.4", LATEST), id="first-release"),
+        pytest.param("2.4.0", [], ("2.4.0", "2.4", LATEST), id="v-is-optional"),
+        pytest.param("v0.3.1", [], ("0.3.1", "0.3", LATEST), id="zero-major-gives-0.Y"),
+        pytest.param("v1.0.0", ["0.9.9"], ("1.0.0", "1.0", LATEST), id="leaving-zero-major"),
+        pytest.param("v0.3.1", ["1.0.0"], ("0.3.1", "0.3"), id="zero-major-after-1.0"),
+        pytest.param(
+            "v2.4.1", ["2.4.0", "2.3.9", "latest", "2.4"], ("2.4.1", "2.4", LATEST), id="patch"
+        ),
+        pytest.param("v2.3.7", ["2.4.0", "2.3.6"], ("2.3.7", "2.3"), id="old-minor-keeps-latest"),
+        pytest.param("v2.3.7", ["2.4.0"], ("2.3.7", "2.3"), id="old-minor-first-of-its-line"),
+        pytest.param("v2.3.7", ["2.4.0", "2.3.8"], ("2.3.7",), id="older-patch-moves-nothing"),
+        pytest.param("v2.10.0", ["2.9.0", "2.9.9"], ("2.10.0", "2.10", LATEST), id="2.10>2.9"),
+        pytest.param("v2.9.1", ["2.10.0", "2.9.0"], ("2.9.1", "2.9"), id="2.9<2.10"),
+        pytest.param("v10.0.0", ["9.0.0"], ("10.0.0", "10.0", LATEST), id="10>9-not-string"),
+        pytest.param("v2.4.10", ["2.4.9"], ("2.4.10", "2.4", LATEST), id="patch-10>9"),
+        pytest.param("v2.4.9", ["2.4.10"], ("2.4.9",), id="patch-9<10"),
+        pytest.param(
+            "v2.5.0", ["2.5.0-rc.1", "2.4.0"], ("2.5.0", "2.5", LATEST), id="rc-before-final"
+        ),
+        pytest.param(
+            "v2.4.1", ["3.0.0-beta.1", "2.4.0"], ("2.4.1", "2.4", LATEST), id="rc-never-blocks"
+        ),
+        pytest.param(
+            "v2.4.1",
+            ["sha-abc", "latest", "2.4", "2", "main", ""],
+            ("2.4.1", "2.4", LATEST),
+            id="non-versions-ignored",
+        ),
+        pytest.param("v2.5.0-rc.1", [], ("2.5.0-rc.1",), id="prerelease-alone"),
+        pytest.param("2.5.0-rc.2", ["2.5.0-rc.1"], ("2.5.0-rc.2",), id="prerelease-after-rc"),
+        pytest.param("v9.0.0-alpha", ["2.4.0"], ("9.0.0-alpha",), id="prerelease-highest"),
+        pytest.param("v0.1.0-0", [], ("0.1.0-0",), id="prerelease-numeric-zero"),
+        pytest.param("v" + LONGEST, [], (LONGEST,), id="128-characters-accepted"),
+    ],
+)
+def test_accepted_tags(tag: str, existing: list[str], tags: tuple[str, ...]) -> None:
+    decision = decide_tags(tag, existing)
+    assert decision.tags == tags
+    assert decision.source_tag == tag
+    assert decision.version_tag == tag.removeprefix("v")
+
+
+@pytest.mark.parametrize(
+    ("tag", "word"),
+    [
+        pytest.param("v1.2.3+b5", "build metadata", id="build-metadata"),
+        pytest.param("1.2.3-rc.1+sha.abc", "build metadata", id="prerelease-build-metadata"),
+        pytest.param("v2.4", "not a SemVer", id="partial"),
+        pytest.param("v2", "not a SemVer", id="major-only"),
+        pytest.param("2.4.0.1", "not a SemVer", id="four-parts"),
+        pytest.param("release-1", "not a SemVer", id="word"),
+        pytest.param("v02.4.0", "not a SemVer", id="leading-zero-major"),
+        pytest.param("v2.04.0", "not a SemVer", id="leading-zero-minor"),
+        pytest.param("v2.4.00", "not a SemVer", id="leading-zero-patch"),
+        pytest.param("v2.4.0-01", "not a SemVer", id="leading-zero-prerelease"),
+        pytest.param("v2.4.0-", "not a SemVer", id="empty-prerelease"),
+        pytest.param("v2.4.0-rc..1", "not a SemVer", id="empty-identifier"),
+        pytest.param("V2.4.0", "not a SemVer", id="capital-v"),
+        pytest.param("vv2.4.0", "not a SemVer", id="double-v"),
+        pytest.param(" v2.4.0", "not a SemVer", id="leading-space"),
+        pytest.param("v2.4.0\n", "not a SemVer", id="trailing-newline"),
+        pytest.param("v1\u0662.4.0", "not a SemVer", id="non-ascii-digit"),
+        pytest.param("", "empty", id="empty"),
+        pytest.param("v", "empty", id="only-v"),
+        pytest.param(TOO_LONG, "at most 128", id="129-characters"),
+        pytest.param("v" + TOO_LONG, "at most 128", id="129-characters-after-v"),
+    ],
+)
+def test_refused_tags(tag: str, word: str) -> None:
+    with pytest.raises(ReleaseInputError, match=re.escape(word)) as refusal:
+        decide_tags(tag)
+    message = str(refusal.value)
+    assert "\n" not in message
+    with pytest.raises(ReleaseInputError):
+        parse_release_tag(tag)
+
+
+def test_refusal_is_a_value_error() -> None:
+    assert issubclass(ReleaseInputError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("tag", "existing"),
+    [
+        pytest.param("v2.4.0", ["2.4.0"], id="stable"),
+        pytest.param("2.4.0", ["latest", "2.4", "2.4.0"], id="stable-without-v"),
+        pytest.param("v2.5.0-rc.1", ["2.5.0-rc.1"], id="prerelease"),
+        pytest.param("v2.3.7", ["2.4.0", "2.3.7"], id="older"),
+    ],
+)
+def test_published_version_is_immutable(tag: str, existing: list[str]) -> None:
+    with pytest.raises(ReleaseInputError, match="already published"):
+        decide_tags(tag, existing)
+
+
+@pytest.mark.parametrize(
+    ("tag", "existing", "tags"),
+    [
+        pytest.param("v2.4.0", ["2.4.0"], ("2.4.0", "2.4", LATEST), id="the-highest"),
+        pytest.param("v2.4.0", ["2.4.0", "2.5.0"], ("2.4.0", "2.4"), id="latest-stays"),
+        pytest.param("v2.4.0", ["2.4.0", "2.4.1", "2.5.0"], ("2.4.0",), id="both-stay"),
+        pytest.param("v2.5.0-rc.1", ["2.5.0-rc.1"], ("2.5.0-rc.1",), id="prerelease"),
+    ],
+)
+def test_overwrite_follows_the_ordering_rule(
+    tag: str, existing: list[str], tags: tuple[str, ...]
+) -> None:
+    assert decide_tags(tag, existing, overwrite=True).tags == tags
+
+
+@pytest.mark.parametrize(
+    ("tag", "existing", "expected"),
+    [
+        pytest.param("v2.4.1", ["2.4.0"], {"2.4": "moves", LATEST: "moves"}, id="moves"),
+        pytest.param("v2.4.0", [], {"2.4": "moves: first", LATEST: "moves: first"}, id="first"),
+        pytest.param("v2.3.7", ["2.4.0"], {"2.3": "moves", LATEST: "stays: 2.4.0"}, id="stays"),
+        pytest.param(
+            "v2.5.0-rc.1", [], {"2.5": "prerelease", LATEST: "prerelease"}, id="prerelease"
+        ),
+    ],
+)
+def test_every_floating_tag_has_a_reason(
+    tag: str, existing: list[str], expected: dict[str, str]
+) -> None:
+    decision = decide_tags(tag, existing)
+    reasons = {floating.name: floating.reason for floating in decision.floating}
+    assert list(reasons) == list(expected)
+    for name, word in expected.items():
+        assert word in reasons[name]
+    for floating in decision.floating:
+        assert floating.moves == floating.reason.startswith("moves")
+
+
+@pytest.mark.parametrize(
+    ("existing", "versions"),
+    [
+        pytest.param(["latest", "2.4", "sha-abc", "2", "0"], [], id="junk"),
+        pytest.param(["2.4.0", "latest", "2.5.0-rc.1"], ["2.4.0", "2.5.0-rc.1"], id="mixed"),
+        pytest.param(["2.4.0\n", "1\u0662.0.0", "02.4.0"], [], id="near-versions"),
+    ],
+)
+def test_published_versions_ignores_non_versions(existing: list[str], versions: list[str]) -> None:
+    assert [str(version) for version in published_versions(existing)] == versions
+
+
+# --- properties -----------------------------------------------------------------------------
+
+_NUMBERS = st.integers(min_value=0, max_value=12)
+_IDENTIFIER = st.one_of(
+    st.integers(min_value=0, max_value=20).map(str),
+    st.from_regex(r"[a-z-][a-z0-9-]{0,4}", fullmatch=True),
+)
+_PRERELEASE = st.lists(_IDENTIFIER, min_size=1, max_size=3).map(".".join)
+
+
+@st.composite
+def _versions(draw: st.DrawFn) -> semver.Version:
+    """A random SemVer version, stable or prerelease, from a small range so versions collide."""
+    prerelease = draw(st.one_of(st.none(), _PRERELEASE))
+    return semver.Version(draw(_NUMBERS), draw(_NUMBERS), draw(_NUMBERS), prerelease)
+
+
+_JUNK = st.one_of(
+    st.sampled_from(["latest", "2.4", "0.1", "2", "0", "sha-abc", "main", "edge", ""]),
+    st.text(max_size=12),
+).filter(lambda tag: not semver.Version.is_valid(tag))
+
+
+def _key(version: semver.Version) -> tuple[int, int, int]:
+    return (version.major, version.minor, version.patch)
+
+
+@given(
+    new=_versions(),
+    existing=st.lists(_versions(), max_size=8),
+    junk=st.lists(_JUNK, max_size=4),
+    with_v=st.booleans(),
+)
+def test_floating_tags_follow_the_model(
+    new: semver.Version,
+    existing: list[semver.Version],
+    junk: list[str],
+    with_v: bool,
+) -> None:
+    tag = ("v" if with_v else "") + str(new)
+    existing_tags = [str(version) for version in existing] + junk
+    decision = decide_tags(tag, existing_tags, overwrite=True)
+
+    stable = [_key(version) for version in existing if version.prerelease is None]
+    same_minor = [key for key in stable if key[:2] == (new.major, new.minor)]
+    minor_tag = f"{new.major}.{new.minor}"
+    expected = [str(new)]
+    if new.prerelease is None and all(_key(new) >= key for key in same_minor):
+        expected.append(minor_tag)
+    if new.prerelease is None and all(_key(new) >= key for key in stable):
+        expected.append(LATEST)
+
+    assert list(decision.tags) == expected
+    assert decision.tags[0] == str(new)
+    assert not decision.tags[0].startswith("v")
+    assert not any(re.fullmatch(r"[0-9]+", name) for name in decision.tags)
+    assert [floating.name for floating in decision.floating] == [minor_tag, LATEST]
+    assert decision.prerelease == (new.prerelease is not None)
+
+
+@given(new=_versions(), existing=st.lists(_versions(), max_size=8))
+def test_refused_exactly_when_already_published(
+    new: semver.Version, existing: list[semver.Version]
+) -> None:
+    existing_tags = [str(version) for version in existing]
+    if str(new) in existing_tags:
+        with pytest.raises(ReleaseInputError, match="already published"):
+            decide_tags(str(new), existing_tags)
+    else:
+        assert decide_tags(str(new), existing_tags).version_tag == str(new)
