@@ -1,0 +1,38 @@
+"""Shared fixtures: the anyio backend and real OCI registries on loopback."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from registry_server import RegistryServer
+
+REGISTRY_USER = "releaser"
+REGISTRY_PASSWORD = "s3cret-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as the Dagger SDK does."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[RegistryServer]:
+    """An anonymous ``docker-registry`` on 127.0.0.1 for the whole session."""
+    with RegistryServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def auth_registry() -> Iterator[RegistryServer]:
+    """A ``docker-registry`` with htpasswd basic auth (``server.username``/``.password``)."""
+    with RegistryServer(username=REGISTRY_USER, password=REGISTRY_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture
+def owner() -> str:
+    """A unique lowercase owner per test, so tests never share a repository."""
+    return "t" + secrets.token_hex(6)

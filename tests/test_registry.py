@@ -1,0 +1,522 @@
+"""The OCI registry client against a real local registry, and GHCR's token flow emulated."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from oci_images import build_image, push_image, push_release_image
+from pipeline.registry import (
+    DOCKER_MANIFEST,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    RegistryClient,
+    RegistryError,
+    annotate_index,
+    digest_of,
+    split_reference,
+)
+from registry_server import RegistryServer
+
+pytestmark = pytest.mark.anyio
+
+API = "qm-nmr-calc-api"
+WORKER = "qm-nmr-calc-worker"
+PLATFORMS = ("linux/amd64", "linux/arm64")
+LABELS = {
+    "org.opencontainers.image.version": "2.4.0",
+    "org.opencontainers.image.source": "https://github.com/steinbeck/qm-nmr-calc",
+}
+ANNOTATIONS = {
+    "org.opencontainers.image.description": "qm-nmr-calc API",
+    "org.opencontainers.image.licenses": "MIT",
+    "org.opencontainers.image.version": "2.4.0",
+}
+GHCR_REPO = "steinbeck/qm-nmr-calc-api"
+GHCR_CHALLENGE = 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:{}:{}"'
+
+
+def client_for(server: RegistryServer, **kwargs: object) -> RegistryClient:
+    """A client for a test server, with its credentials unless overridden."""
+    if server.username is not None and "username" not in kwargs:
+        kwargs = {"username": server.username, "password": server.password, **kwargs}
+    return RegistryClient(server.host, **kwargs)  # type: ignore[arg-type]
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Forwards to the network and records (method, path) of every request."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.requests: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class PaginatingTransport(CountingTransport):
+    """Serves tags/list in pages as the distribution spec says (``n``, ``last``, ``Link``).
+
+    Debian's distribution 2.8 ignores ``n`` on tags/list; this wraps the real registry so the
+    client's Link-following runs against real data, with pages as GHCR and distribution 3 send.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if not request.url.path.endswith("/tags/list") or "n" not in params:
+            return await super().handle_async_request(request)
+        full = await super().handle_async_request(
+            httpx.Request("GET", request.url.copy_with(query=None), headers=request.headers)
+        )
+        body = json.loads(await full.aread())
+        await full.aclose()
+        size, last = int(params["n"]), params.get("last", "")
+        remaining = sorted(tag for tag in body["tags"] if tag > last)
+        page = remaining[:size]
+        headers = {}
+        if len(remaining) > size:
+            headers["Link"] = f'<{request.url.path}?n={size}&last={page[-1]}>; rel="next"'
+        return httpx.Response(200, json={"name": body["name"], "tags": page}, headers=headers)
+
+
+# --- the real registry: tags ----------------------------------------------------------------
+
+
+async def test_list_tags_of_missing_repository_is_empty(
+    registry: RegistryServer, owner: str
+) -> None:
+    async with client_for(registry) as client:
+        assert await client.list_tags(f"{owner}/{API}") == []
+
+
+async def test_push_and_list_tags(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    async with client_for(registry) as client:
+        await push_release_image(client, repo, ["2.3.0", "2.3"], PLATFORMS, LABELS)
+        await push_release_image(client, repo, ["2.4.0", "2.4", "latest"], PLATFORMS, LABELS)
+        tags = await client.list_tags(repo)
+    assert sorted(tags) == ["2.3", "2.3.0", "2.4", "2.4.0", "latest"]
+    assert len(tags) == len(set(tags))
+
+
+async def test_list_tags_with_small_page_size_returns_every_tag(
+    registry: RegistryServer, owner: str
+) -> None:
+    repo = f"{owner}/{WORKER}"
+    wanted = [f"1.0.{patch}" for patch in range(7)]
+    async with client_for(registry) as client:
+        await push_release_image(client, repo, wanted, ["linux/amd64"], LABELS)
+        assert sorted(await client.list_tags(repo, page_size=3)) == sorted(wanted)
+
+
+async def test_list_tags_follows_link_pagination(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{WORKER}"
+    wanted = [f"1.{minor}.0" for minor in range(8)]
+    async with client_for(registry) as client:
+        await push_release_image(client, repo, wanted, ["linux/amd64"], LABELS)
+    transport = PaginatingTransport()
+    async with client_for(registry, transport=transport) as client:
+        tags = await client.list_tags(repo, page_size=3)
+    assert tags == sorted(wanted)
+    assert [path for _, path in transport.requests].count(f"/v2/{repo}/tags/list") == 3
+
+
+async def test_list_tags_refuses_bad_page_size(registry: RegistryServer) -> None:
+    async with client_for(registry) as client:
+        with pytest.raises(ValueError, match="page_size 0"):
+            await client.list_tags("a/b", page_size=0)
+
+
+# --- the real registry: manifests and blobs -------------------------------------------------
+
+
+async def test_get_manifest_of_index(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    async with client_for(registry) as client:
+        digest = await push_release_image(client, repo, ["2.4.0", "latest"], PLATFORMS, LABELS)
+        by_tag = await client.get_manifest(repo, "2.4.0")
+        by_digest = await client.get_manifest(repo, digest)
+        entries = by_tag.document["manifests"]
+        configs = []
+        for entry in entries:
+            child = await client.get_manifest(repo, entry["digest"])
+            assert child.media_type == OCI_MANIFEST
+            configs.append(await client.get_json_blob(repo, child.document["config"]["digest"]))
+    assert by_tag.media_type == OCI_INDEX
+    assert by_tag.is_index
+    assert by_tag.digest == digest == digest_of(by_tag.raw)
+    assert by_digest == by_tag
+    assert [f"{e['platform']['os']}/{e['platform']['architecture']}" for e in entries] == list(
+        PLATFORMS
+    )
+    assert [c["architecture"] for c in configs] == ["amd64", "arm64"]
+    assert all(c["config"]["Labels"] == LABELS for c in configs)
+
+
+async def test_single_platform_image_is_a_plain_manifest(
+    registry: RegistryServer, owner: str
+) -> None:
+    repo = f"{owner}/{WORKER}"
+    async with client_for(registry) as client:
+        digest = await push_release_image(client, repo, ["2.4.0"], ["linux/amd64"], LABELS)
+        manifest = await client.get_manifest(repo, "2.4.0")
+    assert manifest.media_type == OCI_MANIFEST
+    assert not manifest.is_index
+    assert manifest.digest == digest
+
+
+async def test_variant_platform_in_config(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    async with client_for(registry) as client:
+        digest, size, media_type = await push_image(
+            client, repo, platform="linux/arm/v7", labels=LABELS
+        )
+        manifest = await client.get_manifest(repo, digest)
+        config = await client.get_json_blob(repo, manifest.document["config"]["digest"])
+    assert (size, media_type) == (len(manifest.raw), OCI_MANIFEST)
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm", "v7")
+    assert len(config["rootfs"]["diff_ids"]) == 1
+
+
+async def test_missing_manifest(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    async with client_for(registry) as client:
+        await push_release_image(client, repo, ["2.4.0"], ["linux/amd64"], LABELS)
+        assert await client.get_manifest_or_none(repo, "9.9.9") is None
+        with pytest.raises(RegistryError) as caught:
+            await client.get_manifest(repo, "9.9.9")
+    assert caught.value.status == 404
+    assert f"registry {registry.host}: GET manifest {repo}:9.9.9 failed: 404" in str(caught.value)
+
+
+async def test_push_blob_skips_existing_blob(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    data = b"qm-nmr-calc blob"
+    transport = CountingTransport()
+    async with client_for(registry, transport=transport) as client:
+        first = await client.push_blob(repo, data)
+        uploads = [method for method, _ in transport.requests].count("POST")
+        second = await client.push_blob(repo, data)
+        assert await client.get_blob(repo, first) == data
+    assert first == second == digest_of(data)
+    assert uploads == 1
+    assert [method for method, _ in transport.requests].count("POST") == 1
+
+
+async def test_same_input_gives_same_digest(registry: RegistryServer, owner: str) -> None:
+    async with client_for(registry) as client:
+        first = await push_release_image(client, f"{owner}/a", ["1.0.0"], PLATFORMS, LABELS)
+        second = await push_release_image(client, f"{owner}/b", ["1.0.0"], PLATFORMS, LABELS)
+        other = await push_release_image(
+            client, f"{owner}/c", ["1.0.0"], PLATFORMS, {**LABELS, "x": "y"}
+        )
+    assert first == second != other
+    assert build_image("linux/amd64", LABELS) == build_image("linux/amd64", LABELS)
+
+
+# --- the real registry: index annotations ---------------------------------------------------
+
+
+async def test_annotate_index(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    tags = ["2.4.0", "2.4", "latest"]
+    async with client_for(registry) as client:
+        old = await push_release_image(
+            client, repo, ["2.3.0", "latest"], PLATFORMS, LABELS, annotations={"keep": "me"}
+        )
+        await push_release_image(
+            client,
+            repo,
+            ["2.4.0"],
+            PLATFORMS,
+            LABELS,
+            annotations={"keep": "me", "org.opencontainers.image.version": "old"},
+        )
+        before = await client.get_manifest(repo, "2.4.0")
+        digest = await annotate_index(client, repo, tags, ANNOTATIONS)
+        again = await client.annotate_index(repo, tags, ANNOTATIONS)
+        resolved = {tag: await client.get_manifest(repo, tag) for tag in tags}
+        still_old = await client.get_manifest(repo, "2.3.0")
+    assert digest == again != before.digest
+    assert {manifest.digest for manifest in resolved.values()} == {digest}
+    document = resolved["latest"].document
+    assert document["annotations"] == {"keep": "me", **ANNOTATIONS}
+    assert document["manifests"] == before.document["manifests"]
+    assert resolved["latest"].media_type == OCI_INDEX
+    assert still_old.digest == old
+
+
+async def test_annotate_index_refuses_single_manifest(registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{WORKER}"
+    async with client_for(registry) as client:
+        await push_release_image(client, repo, ["2.4.0"], ["linux/amd64"], LABELS)
+        with pytest.raises(RegistryError, match="single manifest"):
+            await client.annotate_index(repo, ["2.4.0", "latest"], ANNOTATIONS)
+        assert await client.list_tags(repo) == ["2.4.0"]
+
+
+async def test_annotate_index_needs_a_tag(registry: RegistryServer) -> None:
+    async with client_for(registry) as client:
+        with pytest.raises(ValueError, match="at least one tag"):
+            await client.annotate_index("a/b", [], ANNOTATIONS)
+
+
+# --- the real registry with basic auth ------------------------------------------------------
+
+
+async def test_basic_auth_with_right_credentials(auth_registry: RegistryServer, owner: str) -> None:
+    repo = f"{owner}/{API}"
+    async with client_for(auth_registry) as client:
+        assert await client.list_tags(repo) == []
+        digest = await push_release_image(client, repo, ["2.4.0", "latest"], PLATFORMS, LABELS)
+        assert sorted(await client.list_tags(repo)) == ["2.4.0", "latest"]
+        assert (await client.get_manifest(repo, "latest")).digest == digest
+
+
+async def test_basic_auth_with_wrong_password(auth_registry: RegistryServer, owner: str) -> None:
+    wrong = "wrong-" + (auth_registry.password or "")
+    async with client_for(auth_registry, username="releaser", password=wrong) as client:
+        with pytest.raises(RegistryError) as caught:
+            await client.list_tags(f"{owner}/{API}")
+    message = str(caught.value)
+    assert caught.value.status == 401
+    assert f"registry {auth_registry.host}: GET tags of {owner}/{API} failed: 401" in message
+    assert "--username/--password" in message
+    assert wrong not in message
+    assert wrong not in repr(caught.value)
+
+
+async def test_basic_auth_without_credentials(auth_registry: RegistryServer, owner: str) -> None:
+    async with RegistryClient(auth_registry.host) as client:
+        with pytest.raises(RegistryError, match="wants credentials") as caught:
+            await client.list_tags(f"{owner}/{API}")
+    assert caught.value.status == 401
+
+
+def test_repr_hides_password() -> None:
+    client = RegistryClient("ghcr.io", username="bot", password="hunter2-token")
+    assert "hunter2-token" not in repr(client)
+    assert "bot" in repr(client)
+    assert "password=<set>" in repr(client)
+
+
+# --- GHCR emulated: bearer tokens, schemes, pagination ----------------------------------------
+
+
+def ghcr(
+    log: list[httpx.Request],
+    *,
+    credentials: tuple[str, str] | None = None,
+    token_key: str = "token",
+    routes: Callable[[httpx.Request], httpx.Response] | None = None,
+) -> httpx.MockTransport:
+    """A GHCR look-alike: 401 Bearer challenges, a token endpoint, then the API."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        log.append(request)
+        if request.url.path == "/token":
+            return token(request)
+        scope_actions = "pull" if request.method in ("GET", "HEAD") else "pull,push"
+        expected = f"Bearer tok:{GHCR_REPO}:{scope_actions}"
+        if request.headers.get("authorization") != expected:
+            challenge = GHCR_CHALLENGE.format(GHCR_REPO, scope_actions)
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        if routes is not None:
+            return routes(request)
+        return httpx.Response(200, json={"name": GHCR_REPO, "tags": ["2.4.0", "latest"]})
+
+    def token(request: httpx.Request) -> httpx.Response:
+        if credentials is not None:
+            pair = base64.b64encode(":".join(credentials).encode()).decode()
+            if request.headers.get("authorization") != f"Basic {pair}":
+                return httpx.Response(401, json={"errors": [{"code": "UNAUTHORIZED"}]})
+        scope = request.url.params.get_list("scope")[0]
+        return httpx.Response(200, json={token_key: f"tok:{scope.removeprefix('repository:')}"})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_bearer_token_flow_with_credentials() -> None:
+    log: list[httpx.Request] = []
+    transport = ghcr(log, credentials=("bot", "ghp-secret"))
+    async with RegistryClient(
+        "ghcr.io", username="bot", password="ghp-secret", transport=transport
+    ) as client:
+        assert await client.list_tags(GHCR_REPO) == ["2.4.0", "latest"]
+        assert await client.list_tags(GHCR_REPO) == ["2.4.0", "latest"]
+    challenge, token_request, retry, cached = log
+    assert challenge.headers.get("authorization") is None
+    assert str(token_request.url).startswith("https://ghcr.io/token?")
+    assert token_request.url.params["service"] == "ghcr.io"
+    assert token_request.url.params["scope"] == f"repository:{GHCR_REPO}:pull"
+    assert token_request.headers["authorization"].startswith("Basic ")
+    assert retry.headers["authorization"] == f"Bearer tok:{GHCR_REPO}:pull"
+    assert cached.headers["authorization"] == f"Bearer tok:{GHCR_REPO}:pull"
+    assert all(request.url.scheme == "https" for request in log)
+
+
+async def test_anonymous_bearer_token_with_access_token_key() -> None:
+    log: list[httpx.Request] = []
+    async with RegistryClient("ghcr.io", transport=ghcr(log, token_key="access_token")) as client:
+        assert await client.list_tags(GHCR_REPO) == ["2.4.0", "latest"]
+    token_request = log[1]
+    assert token_request.url.path == "/token"
+    assert "authorization" not in token_request.headers
+    assert log[2].headers["authorization"] == f"Bearer tok:{GHCR_REPO}:pull"
+
+
+async def test_push_asks_for_a_push_scope() -> None:
+    log: list[httpx.Request] = []
+    raw = build_image("linux/amd64", LABELS).manifest
+
+    def routes(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, headers={"Docker-Content-Digest": digest_of(raw)})
+
+    transport = ghcr(log, credentials=("bot", "ghp-secret"), routes=routes)
+    async with RegistryClient(
+        "ghcr.io", username="bot", password="ghp-secret", transport=transport
+    ) as client:
+        assert await client.put_manifest(GHCR_REPO, "2.4.0", raw, OCI_MANIFEST) == digest_of(raw)
+    token_request = next(request for request in log if request.url.path == "/token")
+    assert token_request.url.params["scope"] == f"repository:{GHCR_REPO}:pull,push"
+    assert log[-1].headers["content-type"] == OCI_MANIFEST
+
+
+async def test_token_refused_names_no_password() -> None:
+    log: list[httpx.Request] = []
+    transport = ghcr(log, credentials=("bot", "right"))
+    async with RegistryClient(
+        "ghcr.io", username="bot", password="wrong-ghp-secret", transport=transport
+    ) as client:
+        with pytest.raises(RegistryError) as caught:
+            await client.list_tags(GHCR_REPO)
+    message = str(caught.value)
+    assert message.startswith(f"registry ghcr.io: GET tags of {GHCR_REPO}: token request")
+    assert "401" in message
+    assert "--username/--password" in message
+    assert "wrong-ghp-secret" not in message
+
+
+async def test_plain_http_token_realm_is_refused() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        challenge = 'Bearer realm="http://evil.example/token",service="ghcr.io"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+
+    transport = httpx.MockTransport(handle)
+    async with RegistryClient("ghcr.io", username="u", password="p", transport=transport) as c:
+        with pytest.raises(RegistryError, match="not HTTPS"):
+            await c.list_tags(GHCR_REPO)
+
+
+@pytest.mark.parametrize(
+    ("host", "scheme"),
+    [
+        ("ghcr.io", "https"),
+        ("registry.example.com:5000", "https"),
+        ("127.0.0.1:5000", "http"),
+        ("localhost:5000", "http"),
+    ],
+)
+async def test_scheme_is_https_except_on_loopback(host: str, scheme: str) -> None:
+    seen: list[httpx.URL] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json={"name": "a/b", "tags": []})
+
+    async with RegistryClient(host, transport=httpx.MockTransport(handle)) as client:
+        assert await client.list_tags("a/b") == []
+    assert [str(url) for url in seen] == [f"{scheme}://{host}/v2/a/b/tags/list"]
+
+
+async def test_link_pagination_as_ghcr_sends_it() -> None:
+    pages = {"": ["1.0.0", "1.1.0"], "1.1.0": ["2.0.0", "latest"], "latest": ["zz"]}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        last = request.url.params.get("last", "")
+        tags = pages[last]
+        headers = {}
+        if tags[-1] in pages:
+            link = f"/v2/{GHCR_REPO}/tags/list?last={tags[-1]}&n=2"
+            headers["Link"] = f'<{link}>; rel="next"'
+        return httpx.Response(200, json={"tags": tags}, headers=headers)
+
+    async with RegistryClient("ghcr.io", transport=httpx.MockTransport(handle)) as client:
+        tags = await client.list_tags(GHCR_REPO, page_size=2)
+    assert tags == ["1.0.0", "1.1.0", "2.0.0", "latest", "zz"]
+
+
+async def test_other_404_on_tags_is_an_error_not_empty() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="page not found")
+
+    async with RegistryClient("ghcr.io", transport=httpx.MockTransport(handle)) as client:
+        with pytest.raises(RegistryError, match="404"):
+            await client.list_tags(GHCR_REPO)
+
+
+async def test_wrong_content_digest_is_refused() -> None:
+    raw = build_image("linux/amd64", LABELS).manifest
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": digest_of(b"other")}
+        return httpx.Response(200, content=raw, headers=headers)
+
+    async with RegistryClient("ghcr.io", transport=httpx.MockTransport(handle)) as client:
+        with pytest.raises(RegistryError, match="not sha256:"):
+            await client.get_manifest(GHCR_REPO, "2.4.0")
+        with pytest.raises(RegistryError, match="has digest"):
+            await client.get_blob(GHCR_REPO, digest_of(b"something else"))
+
+
+async def test_docker_media_type_and_error_body_scrubbed() -> None:
+    raw = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST}).encode()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            assert request.headers["accept"] == ", ".join(MANIFEST_TYPES)
+            return httpx.Response(200, content=raw, headers={"Content-Type": DOCKER_MANIFEST})
+        return httpx.Response(400, json={"errors": [{"code": "X", "message": "pw hunter22"}]})
+
+    transport = httpx.MockTransport(handle)
+    async with RegistryClient(
+        "ghcr.io", username="u", password="hunter22", transport=transport
+    ) as c:
+        manifest = await c.get_manifest(GHCR_REPO, "1.0.0")
+        with pytest.raises(RegistryError) as caught:
+            await c.put_manifest(GHCR_REPO, "1.0.0", raw, DOCKER_MANIFEST)
+    assert manifest == Manifest(digest=digest_of(raw), media_type=DOCKER_MANIFEST, raw=raw)
+    assert "hunter22" not in str(caught.value)
+    assert caught.value.code == "X"
+
+
+def test_split_reference() -> None:
+    digest = digest_of(b"x")
+    assert split_reference("ghcr.io/steinbeck/qm-nmr-calc-api:2.4.0") == (
+        "ghcr.io",
+        "steinbeck/qm-nmr-calc-api",
+        "2.4.0",
+    )
+    assert split_reference(f"127.0.0.1:5000/a/b@{digest}") == ("127.0.0.1:5000", "a/b", digest)
+    assert split_reference("localhost:5000/a/b:latest") == ("localhost:5000", "a/b", "latest")
+    bad_references = (
+        "steinbeck/api:1",
+        "ghcr.io/a/b",
+        "ghcr.io/A/b:1",
+        "ghcr.io/a/b:1+x",
+        "ghcr.io/a/b:1\n",
+        "ghcr.io/a/b\n:1",
+        "https://ghcr.io/a/b:1",
+    )
+    for bad in bad_references:
+        with pytest.raises(ValueError, match="accepted"):
+            split_reference(bad)
