@@ -1,0 +1,299 @@
+"""Offline end to end: the real ``Pipeline`` on the real SDK objects, a stand-in engine, and a
+REAL registry on loopback. Everything after the engine (tags, annotations, read-back) is real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagger
+import pytest
+from dagger import dag
+from pipeline.main import BuildFailedError, Pipeline
+from pipeline.plan import make_plan
+from pipeline.registry import RegistryClient
+from pipeline.versions import ReleaseInputError
+from registry_server import RegistryServer
+from standin import CREATED, REVISION, StandInEngine
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "ghp_standInTokenThatMustNeverLeak0123456789"
+TOKEN_ID = "secret-release-token"
+PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64"}}
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+@pytest.fixture
+def registry_host(registry: RegistryServer) -> str:
+    """``host:port`` of the test registry."""
+    return registry.host
+
+
+@pytest.fixture
+def engine(registry_host: str, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
+    """A stand-in engine that pushes into the test registry."""
+    standin = StandInEngine(registry_host, secrets={TOKEN_ID: TOKEN})
+    standin.install(monkeypatch)
+    return standin
+
+
+def pipeline_for(registry_host: str, owner: str) -> Pipeline:
+    """The module's main object, as ``dagger call --registry ... --owner ...`` makes it."""
+    return Pipeline(source=dag.directory(), registry=registry_host, owner=owner)
+
+
+def token() -> dagger.Secret:
+    """The release token, as the engine hands it to a function: an id, never the value."""
+    return dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+
+
+async def publish(registry_host: str, owner: str, tag: str, **options: Any) -> list[str]:
+    """``dagger call publish --tag TAG --username bot --password env:...``; one line per tag."""
+    output = await pipeline_for(registry_host, owner).publish(
+        tag, username="bot", password=token(), **options
+    )
+    return output.splitlines()
+
+
+async def tag_digests(registry_host: str, repository: str) -> dict[str, str]:
+    """Every tag of ``repository`` and the digest it resolves to."""
+    async with RegistryClient(registry_host) as client:
+        return {
+            tag: (await client.get_manifest(repository, tag)).digest
+            for tag in await client.list_tags(repository)
+        }
+
+
+async def platform_labels(registry_host: str, repository: str, tag: str) -> dict[str, Any]:
+    """What a user pulls: platform -> labels of that platform's image config."""
+    async with RegistryClient(registry_host) as client:
+        top = await client.get_manifest(repository, tag)
+        entries = (
+            [(entry["digest"], entry["platform"]) for entry in top.document["manifests"]]
+            if top.media_type == OCI_INDEX
+            else [(top.digest, None)]
+        )
+        result = {}
+        for digest, platform in entries:
+            manifest = await client.get_manifest(repository, digest)
+            config = await client.get_json_blob(repository, manifest.document["config"]["digest"])
+            name = f"{config['os']}/{config['architecture']}"
+            if platform is not None:
+                assert name == f"{platform['os']}/{platform['architecture']}"
+            result[name] = config["config"]["Labels"]
+        return result
+
+
+def walk(value: Any) -> Iterator[str]:
+    """Every string inside a recorded argument, following SDK objects into their chains."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from walk(item)
+    elif hasattr(value, "_ctx"):
+        for step in value._ctx.selections:
+            yield from walk(step.args)
+
+
+async def test_publish_pushes_what_a_user_pulls(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    references = await publish(registry_host, owner, "v2.4.0")
+
+    plan = make_plan(
+        "v2.4.0", owner=owner, registry=registry_host, revision=REVISION, created=CREATED
+    )
+    expected_refs = []
+    for image in plan.images:
+        path = f"{owner}/qm-nmr-calc-{image.name}"
+        digests = await tag_digests(registry_host, path)
+        assert sorted(digests) == ["2.4", "2.4.0", "latest"]
+        assert len(set(digests.values())) == 1, f"{image.name}: tags at different digests"
+        labels = await platform_labels(registry_host, path, "latest")
+        assert set(labels) == PLATFORMS[image.name]
+        for platform_labels_ in labels.values():
+            assert platform_labels_ == dict(image.labels)
+        expected_refs += [f"{image.reference(tag)}@{digests['2.4.0']}" for tag in image.tags]
+    assert references == expected_refs
+
+
+async def test_api_is_an_annotated_index_and_worker_a_plain_manifest(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+
+    async with RegistryClient(registry_host) as client:
+        api = await client.get_manifest(f"{owner}/qm-nmr-calc-api", "2.4.0")
+        worker = await client.get_manifest(f"{owner}/qm-nmr-calc-worker", "2.4.0")
+    assert api.media_type == OCI_INDEX
+    annotations = api.document["annotations"]
+    assert annotations["org.opencontainers.image.description"].startswith("qm-nmr-calc API")
+    assert (
+        annotations["org.opencontainers.image.source"] == f"https://github.com/{owner}/qm-nmr-calc"
+    )
+    assert annotations["org.opencontainers.image.licenses"] == "MIT"
+    assert annotations["org.opencontainers.image.revision"] == REVISION
+    assert worker.media_type != OCI_INDEX
+    assert "manifests" not in worker.document
+
+
+async def test_engine_pushes_each_image_once_under_its_version_tag(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+
+    addresses = [address for address, _ in engine.pushes]
+    assert addresses == [
+        f"{registry_host}/{owner}/qm-nmr-calc-api:2.4.0",
+        f"{registry_host}/{owner}/qm-nmr-calc-worker:2.4.0",
+    ]
+    pushed_platforms = [
+        sorted(variant.platform for variant in variants) for _, variants in engine.pushes
+    ]
+    assert pushed_platforms == [["linux/amd64", "linux/arm64"], ["linux/amd64"]]
+
+
+async def test_every_variant_is_built_before_anything_is_pushed(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+
+    leaves = [chain[-1].name for chain in engine.queries]
+    first_push = leaves.index("publish")
+    assert leaves[:first_push].count("sync") == 3
+    assert "sync" not in leaves[first_push:]
+
+
+async def test_failed_arm64_build_publishes_nothing(
+    registry_host: str, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = StandInEngine(
+        registry_host, secrets={TOKEN_ID: TOKEN}, failing_platforms=frozenset({"linux/arm64"})
+    )
+    engine.install(monkeypatch)
+
+    with pytest.raises(BuildFailedError, match=r"api linux/arm64") as failure:
+        await publish(registry_host, owner, "v2.4.0")
+
+    assert "nothing was pushed" in str(failure.value)
+    assert engine.pushes == []
+    for name in PLATFORMS:
+        assert await tag_digests(registry_host, f"{owner}/qm-nmr-calc-{name}") == {}
+
+
+async def test_older_release_leaves_latest_on_the_newest(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+    newest = await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")
+
+    references = await publish(registry_host, owner, "v2.3.7")
+
+    after = await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")
+    assert after["latest"] == newest["2.4.0"]
+    assert after["2.4"] == newest["2.4.0"]
+    assert after["2.3"] == after["2.3.7"] != newest["2.4.0"]
+    assert [ref.split("@")[0].rsplit(":", 1)[1] for ref in references] == ["2.3.7", "2.3"] * 2
+
+
+async def test_published_version_is_refused_unless_overwrite(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+    pushes = len(engine.pushes)
+
+    with pytest.raises(ReleaseInputError, match="already published"):
+        await publish(registry_host, owner, "v2.4.0")
+    assert len(engine.pushes) == pushes
+
+    await publish(registry_host, owner, "v2.4.0", overwrite=True)
+    assert len(engine.pushes) == pushes + 2
+
+
+async def test_dry_run_builds_and_pushes_nothing_and_needs_no_credentials(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    output = await pipeline_for(registry_host, owner).publish("v2.4.0", dry_run=True)
+
+    assert "2.4.0" in output
+    assert "latest" in output
+    assert engine.builds == []
+    assert engine.pushes == []
+    assert await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api") == {}
+
+
+async def test_token_never_leaves_the_secret(
+    registry_host: str,
+    owner: str,
+    engine: StandInEngine,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    references = await publish(registry_host, owner, "v2.4.0")
+
+    recorded = [text for chain in engine.queries for step in chain for text in walk(step.args)]
+    assert recorded, "the stand-in recorded no arguments"
+    assert not [text for text in recorded if TOKEN in text]
+    for variant in engine.builds:
+        assert TOKEN not in repr(variant)
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err + "\n".join(references)
+    auth_steps = [
+        step for chain in engine.queries for step in chain if step.name == "withRegistryAuth"
+    ]
+    assert auth_steps
+    assert all(isinstance(step.args["secret"], dagger.Secret) for step in auth_steps)
+
+
+@pytest.mark.parametrize(
+    ("tag", "options", "error"),
+    [
+        ("v2.4", {"username": "bot"}, ReleaseInputError),
+        ("v1.2.3+b5", {"username": "bot"}, ReleaseInputError),
+        ("v2.4.0", {}, ValueError),
+    ],
+    ids=["not-semver", "build-metadata", "no-credentials"],
+)
+async def test_bad_input_is_refused_before_the_engine_is_asked_anything(
+    registry_host: str,
+    owner: str,
+    engine: StandInEngine,
+    tag: str,
+    options: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    if "username" in options:
+        options["password"] = token()
+    with pytest.raises(error):
+        await pipeline_for(registry_host, owner).publish(tag, **options)
+    assert engine.queries == []
+
+
+async def test_local_sources_are_built_as_they_are(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    engine.app_sources = True
+    await publish(registry_host, owner, "v2.4.0")
+
+    leaves = {chain[-1].name for chain in engine.queries}
+    assert "commit" not in leaves
+    labels = await platform_labels(registry_host, f"{owner}/qm-nmr-calc-worker", "2.4.0")
+    assert "org.opencontainers.image.revision" not in labels["linux/amd64"]
+    assert "org.opencontainers.image.created" not in labels["linux/amd64"]
+
+
+async def test_upstream_sources_are_built_at_the_release_tag(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+
+    steps = [step for chain in engine.queries for step in chain]
+    git = [step for step in steps if step.name == "git"]
+    assert {step.args["url"] for step in git} == {f"https://github.com/{owner}/qm-nmr-calc"}
+    assert {step.args["name"] for step in steps if step.name == "tag"} == {"v2.4.0"}
+    assert {variant.build_args["SOURCE_DATE_EPOCH"] for variant in engine.builds} == {"1795183380"}
