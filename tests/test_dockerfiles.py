@@ -1,0 +1,252 @@
+"""The Dockerfiles, .dockerignore and docker-compose.yml agree with the catalogue and the layout.
+
+Nothing is built here (that needs a container engine): these tests read the files and hold them
+to the rules a build would reveal late or never: a platform guard that disagrees with the catalogue,
+a COPY of a file the build context does not carry, labels that fight the pipeline's, a compose
+file that runs images the pipeline does not publish.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pipeline.catalogue import CATALOGUE, ImageSpec, find_image
+from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LAYOUT_FILES = (
+    "pyproject.toml",
+    "uv.lock",
+    "README.md",
+    "scripts/validate-api.sh",
+    "scripts/validate-worker.sh",
+)
+LAYOUT_DIRS = ("src/qm_nmr_calc",)
+"""What the build context (a qm-nmr-calc checkout) carries into the images, and nothing else."""
+
+VERSION_VARIABLE = "QM_NMR_CALC_VERSION"
+DATA_DIR = "/app/data"
+GUARDED_PLATFORM = re.compile(r'!=\s*"(?P<platform>linux/[a-z0-9/]+)"')
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One Dockerfile instruction, continuation lines joined, e.g. ``RUN`` and its arguments."""
+
+    keyword: str
+    arguments: str
+
+
+def parse(text: str) -> list[Instruction]:
+    """A Dockerfile's instructions; comments (parser directives too) and blank lines dropped."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append(Instruction(keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continuation line"
+    return instructions
+
+
+def dockerfile(spec: ImageSpec) -> list[Instruction]:
+    return parse((ROOT / spec.dockerfile).read_text())
+
+
+def copy_sources(instruction: Instruction) -> list[str]:
+    """The build-context paths a COPY or ADD reads; none for a copy from another stage."""
+    arguments = instruction.arguments
+    words = json.loads(arguments) if arguments.startswith("[") else shlex.split(arguments)
+    if any(word.startswith("--from=") for word in words):
+        return []
+    paths = [word for word in words if not word.startswith("--")]
+    return paths[:-1]
+
+
+def bind_sources(instruction: Instruction) -> list[str]:
+    """The build-context paths a RUN bind-mounts (``--mount=type=bind`` without ``from=``)."""
+    sources = []
+    for word in instruction.arguments.split():
+        if not word.startswith("--mount="):
+            continue
+        options = {}
+        for option in word.removeprefix("--mount=").split(","):
+            key, _, value = option.partition("=")
+            options[key] = value
+        if options.get("type", "bind") == "bind" and "from" not in options:
+            sources.append(options.get("source", options.get("src", ".")))
+    return sources
+
+
+def in_layout(path: str) -> bool:
+    path = path.removeprefix("./").rstrip("/")
+    return path in LAYOUT_FILES or any(
+        path == directory or path.startswith(directory + "/") for directory in LAYOUT_DIRS
+    )
+
+
+def stages(instructions: list[Instruction]) -> list[tuple[str, list[Instruction]]]:
+    """Each build stage, as its name (``AS name``, or its index) and its instructions."""
+    found: list[tuple[str, list[Instruction]]] = []
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            is_named = len(words) >= 2 and words[-2].upper() == "AS"
+            found.append((words[-1] if is_named else str(len(found)), []))
+        elif found:
+            found[-1][1].append(instruction)
+    return found
+
+
+def guard(instructions: list[Instruction]) -> tuple[str, Instruction] | None:
+    """The stage name and RUN that stop a build for another platform, if there is one."""
+    for name, body in stages(instructions):
+        for instruction in body:
+            arguments = instruction.arguments
+            if instruction.keyword == "RUN" and "TARGET" in arguments and "exit 1" in arguments:
+                return name, instruction
+    return None
+
+
+def ignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    """The .dockerignore patterns in order, as (is an exception ``!``, regular expression)."""
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").strip("/")
+        # Go's filepath.Match, plus `**` for any number of directories, as Docker reads them.
+        regex = pattern.replace(".", r"\.").replace("?", "[^/]")
+        regex = regex.replace("**/", "\0").replace("*", "[^/]*").replace("\0", "(?:.*/)?")
+        rules.append((negated, re.compile(regex + r"\Z")))
+    return rules
+
+
+def ignored(path: str) -> bool:
+    """Whether Docker leaves ``path`` out: the last pattern matching it or a parent decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: count + 1]) for count in range(len(parts))]
+    excluded = False
+    for negated, regex in ignore_rules():
+        if any(regex.match(prefix) for prefix in prefixes):
+            excluded = not negated
+    return excluded
+
+
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_every_catalogue_dockerfile_exists_at_the_root(spec: ImageSpec) -> None:
+    assert "/" not in spec.dockerfile
+    assert (ROOT / spec.dockerfile).is_file(), f"{spec.dockerfile} is missing"
+
+
+def test_worker_platform_guard_names_the_catalogue_platforms() -> None:
+    spec = find_image("worker")
+    found = guard(dockerfile(spec))
+    assert found is not None, f"{spec.dockerfile} has no platform guard"
+    _, run = found
+    guarded = tuple(match["platform"] for match in GUARDED_PLATFORM.finditer(run.arguments))
+    assert guarded == spec.platforms
+    assert "x86_64 binaries only" in run.arguments, "the guard's message must name the reason"
+
+
+def test_worker_platform_guard_runs_first_and_gates_the_image() -> None:
+    instructions = dockerfile(find_image("worker"))
+    found = guard(instructions)
+    assert found is not None
+    name, run = found
+    first_run = next(i for i in instructions if i.keyword == "RUN")
+    assert first_run == run, "the guard is the first RUN"
+    # BuildKit builds only the stages the final one uses: the guard must be one of them.
+    _, final = stages(instructions)[-1]
+    assert any(f"from={name}" in instruction.arguments for instruction in final)
+
+
+def test_api_has_no_platform_guard() -> None:
+    assert guard(dockerfile(find_image("api"))) is None
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_context_paths_belong_to_the_layout(spec: ImageSpec) -> None:
+    sources = [
+        source
+        for instruction in dockerfile(spec)
+        for source in (
+            copy_sources(instruction)
+            if instruction.keyword in ("COPY", "ADD")
+            else bind_sources(instruction)
+            if instruction.keyword == "RUN"
+            else []
+        )
+    ]
+    assert sources, f"{spec.dockerfile} reads nothing from the build context"
+    assert [source for source in sources if not in_layout(source)] == []
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_oci_labels_are_left_to_the_pipeline(spec: ImageSpec) -> None:
+    labels = [i.arguments for i in dockerfile(spec) if i.keyword == "LABEL"]
+    assert [label for label in labels if "org.opencontainers.image." in label] == []
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_compose_runs_the_published_image_defaulting_to_latest(spec: ImageSpec) -> None:
+    service = compose()["services"][spec.name]
+    published = repository(DEFAULT_REGISTRY, DEFAULT_OWNER, spec)
+    assert service["image"] == f"{published}:${{{VERSION_VARIABLE}:-latest}}"
+    assert any(volume.endswith(f":{DATA_DIR}") for volume in service["volumes"])
+
+
+def test_compose_runs_only_catalogue_images_on_one_data_volume() -> None:
+    services = compose()["services"]
+    assert sorted(services) == sorted(spec.name for spec in CATALOGUE)
+    volumes = {
+        volume.rpartition(":")[0]
+        for service in services.values()
+        for volume in service["volumes"]
+        if volume.endswith(f":{DATA_DIR}")
+    }
+    assert len(volumes) == 1, f"the services mount different volumes at {DATA_DIR}: {volumes}"
+    assert any(str(port).endswith(":8000") for port in services["api"]["ports"])
+
+
+@pytest.mark.parametrize("path", [*LAYOUT_FILES, *LAYOUT_DIRS, "src/qm_nmr_calc/api/app.py"])
+def test_dockerignore_keeps_the_layout(path: str) -> None:
+    assert not ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path", [".git/config", ".env", "data/huey.db", "tests/test_api.py", "src/qm_nmr_calc/x.pyc"]
+)
+def test_dockerignore_leaves_out_everything_else(path: str) -> None:
+    assert ignored(path)
+
+
+def test_both_images_pin_the_same_uv() -> None:
+    pins = {
+        spec.name: [i.arguments for i in dockerfile(spec) if i.arguments.startswith("UV_VERSION=")]
+        for spec in CATALOGUE
+    }
+    assert all(len(pin) == 1 for pin in pins.values()), pins
+    assert len({pin[0] for pin in pins.values()}) == 1, pins
