@@ -92,6 +92,10 @@ class StandInEngine:
             "stdout": lambda _leaf, _chain: self.created + "\n",
             "plaintext": self._plaintext,
             "publish": self._publish,
+            # A service (rehearse's throwaway registry) is the test registry itself.
+            "start": lambda _leaf, chain: self.new_id(chain),
+            "stop": lambda _leaf, chain: self.new_id(chain),
+            "endpoint": lambda _leaf, _chain: self.registry,
         }
         if leaf.name not in handlers:
             raise NotImplementedError(f"the stand-in engine does not answer {leaf.name!r}")

@@ -64,9 +64,10 @@ async def registration(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, A
 async def test_functions_are_registered_with_their_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     functions = await registration(monkeypatch)
 
-    assert set(functions) == {"", "plan", "build", "builds", "publish"}
+    assert set(functions) == {"", "plan", "build", "builds", "publish", "verify", "rehearse"}
     assert functions["builds"]["check"] is True
     assert functions["publish"]["cache"] == "Never"
+    assert functions["rehearse"]["cache"] == "Never"
     assert [name for name, summary in functions.items() if summary["check"]] == ["builds"]
 
 

@@ -297,3 +297,22 @@ async def test_upstream_sources_are_built_at_the_release_tag(
     assert {step.args["url"] for step in git} == {f"https://github.com/{owner}/qm-nmr-calc"}
     assert {step.args["name"] for step in steps if step.name == "tag"} == {"v2.4.0"}
     assert {variant.build_args["SOURCE_DATE_EPOCH"] for variant in engine.builds} == {"1795183380"}
+
+
+async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    references = await pipeline_for("ghcr.io", owner).rehearse("v2.4.0")
+
+    # The stand-in's service endpoint is the test registry: the rehearsal landed there.
+    assert [ref.split("@")[0] for ref in references.splitlines()] == [
+        f"{registry_host}/{owner}/qm-nmr-calc-{image}:{tag}"
+        for image in ("api", "worker")
+        for tag in ("2.4.0", "2.4", "latest")
+    ]
+    steps = [step for chain in engine.queries for step in chain]
+    assert not [step for step in steps if step.name in {"withRegistryAuth", "plaintext"}]
+    publishes = [step for step in steps if step.name == "publish"]
+    assert publishes
+    assert all(step.args.get("registryService") is not None for step in publishes)
+    assert {step.args["address"] for step in steps if step.name == "from"} >= {"registry:2"}

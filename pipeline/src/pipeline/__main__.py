@@ -1,4 +1,4 @@
-"""Offline command line: ``python -m pipeline plan TAG ...``.
+"""Offline command line: ``python -m pipeline plan TAG ...`` and ``... verify TAG ...``.
 
 Needs no Dagger engine and never imports the Dagger SDK. Exit status: 0 ok, 1 a check found
 mismatches, 2 bad input (one line on stderr, nothing on stdout).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -20,6 +21,8 @@ EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
 PROG = "python -m pipeline"
+PASSWORD_ENV = "REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a password
+"""The registry password comes only from the environment, never from the command line."""
 
 
 class BadInputError(Exception):
@@ -59,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="allow re-publishing an existing version"
     )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    verify = commands.add_parser(
+        "verify", help="check that the registry serves what the release plan says"
+    )
+    verify.add_argument("tag", help="release tag that was published, e.g. v2.4.0")
+    _add_target_options(verify)
+    verify.add_argument("--revision", help="full commit SHA the labels must carry")
+    verify.add_argument("--created", help="commit time the labels must carry, RFC 3339")
+    verify.add_argument(
+        "--username", help=f"registry user; the password is read from ${PASSWORD_ENV}"
+    )
     return parser
 
 
@@ -86,11 +99,56 @@ def run_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify a published release; 0 when everything holds, 1 listing every mismatch."""
+    # Refuse bad input before reaching the registry (and before the slower imports).
+    make_plan(
+        args.tag,
+        owner=args.owner,
+        registry=args.registry,
+        revision=args.revision,
+        created=args.created,
+        overwrite=True,
+    )
+    import anyio
+
+    from pipeline.references import normalize_registry
+    from pipeline.registry import RegistryClient, RegistryError
+    from pipeline.verify import VerifyReport, verification_plan, verify_release
+
+    async def verify() -> VerifyReport:
+        async with RegistryClient(
+            normalize_registry(args.registry),
+            username=args.username,
+            password=os.environ.get(PASSWORD_ENV),
+        ) as client:
+            plan = await verification_plan(
+                client,
+                args.tag,
+                owner=args.owner,
+                registry=args.registry,
+                revision=args.revision,
+                created=args.created,
+            )
+            return await verify_release(client, plan)
+
+    try:
+        report = anyio.run(verify)
+    except RegistryError as error:
+        print(f"cannot verify: {error}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(report.render(), end="")
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+COMMANDS = {"plan": run_plan, "verify": run_verify}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; bad input is one line on stderr and exit status 2."""
     try:
         args = build_parser().parse_args(argv)
-        return run_plan(args)
+        return COMMANDS[args.command](args)
     except (BadInputError, ValueError) as error:
         # One line even when argparse echoes an argument that holds a line break.
         line = str(error).replace("\r", "\\r").replace("\n", "\\n")

@@ -30,6 +30,7 @@ from pipeline.references import (
 )
 from pipeline.registry import RegistryClient
 from pipeline.release import digest_of, finish_image
+from pipeline.verify import VerificationError, VerifyReport, verification_plan, verify_release
 from pipeline.versions import parse_release_tag
 
 APP_MARKER = "src/qm_nmr_calc"
@@ -40,6 +41,10 @@ DOCKER_FILES = (*(spec.dockerfile for spec in CATALOGUE), ".dockerignore")
 
 GIT_IMAGE = "alpine/git:v2.49.1"
 """Reads a commit's time, which the Dagger API does not expose."""
+
+REHEARSAL_REGISTRY_IMAGE = "registry:2"
+"""The throwaway registry ``rehearse`` publishes into, inside the engine."""
+REHEARSAL_PORT = 5000
 
 SOURCE_IGNORE = [
     ".git",
@@ -194,31 +199,69 @@ class Pipeline:
         credentials = None if dry_run else require_credentials(username, password)
         context, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        existing = await self._published_tags(username, token)
+        existing = await self._published_tags(username if token else None, token)
         release = self._plan(tag, existing, commit, overwrite=overwrite)
         if credentials is None:  # a dry run
             return render_table(release)
         username, password = credentials
-        variants = {
-            (image.name, platform): build_variant(
-                context, image.spec.dockerfile, platform, image.labels, commit
-            )
-            for image in release.images
-            for platform in image.platforms
-        }
-        await build_all(variants)
-        pushed = await push_versions(release, variants, self._registry_auth(username, password))
-        # Floating tags move only now, once every image's version tag is pushed.
+        auth = dag.container().with_registry_auth(self._host, username, password)
         async with RegistryClient(self._host, username=username, password=token) as client:
-            finished = await concurrently(
-                {
-                    image.name: partial(finish_image, client, image, pushed[image.name])
-                    for image in release.images
-                }
+            references = await release_images(release, context, commit, auth, client)
+        return "\n".join(references)
+
+    @typed_function
+    async def verify(
+        self,
+        tag: Annotated[str, Doc("Release tag that was published, e.g. v2.4.0")],
+        username: Annotated[str | None, Doc("Registry user, for a private package")] = None,
+        password: Annotated[dagger.Secret | None, Doc("Registry token")] = None,
+    ) -> str:
+        """Check that the registry serves what the plan of TAG says; fail naming every mismatch."""
+        parse_release_tag(tag)
+        _, commit = await self._context(tag)
+        token = await password.plaintext() if password is not None else None
+        async with RegistryClient(
+            self._host, username=username if token else None, password=token
+        ) as client:
+            release = await verification_plan(
+                client,
+                tag,
+                owner=self.owner,
+                registry=self.registry,
+                revision=commit.revision,
+                created=commit.created,
             )
-        references = [reference for image in release.images for reference in finished[image.name]]
-        for reference in references:
-            progress(f"published {reference}")
+            report = await verify_release(client, release)
+        raise_unless_ok(report)
+        return report.render()
+
+    @uncached_function
+    async def rehearse(
+        self,
+        tag: Annotated[str, Doc("Release tag to rehearse, e.g. v2.4.0")],
+    ) -> str:
+        """Rehearse the release of TAG into a throwaway registry inside the engine.
+
+        The whole release (builds, push, tags, annotations, verify) with no credentials;
+        nothing leaves the machine. Run it before pushing a release tag.
+        """
+        parse_release_tag(tag)
+        context, commit = await self._context(tag)
+        service = await (
+            dag.container()
+            .from_(REHEARSAL_REGISTRY_IMAGE)
+            .with_exposed_port(REHEARSAL_PORT)
+            .as_service()
+            .start()
+        )
+        endpoint = await service.endpoint(port=REHEARSAL_PORT)
+        rehearsal = Pipeline(source=self.source, registry=endpoint, owner=self.owner)
+        release = rehearsal._plan(tag, {}, commit, overwrite=False)
+        async with RegistryClient(endpoint, plain_http=True) as client:
+            references = await release_images(
+                release, context, commit, dag.container(), client, registry_service=service
+            )
+        await service.stop()
         return "\n".join(references)
 
     @property
@@ -271,10 +314,6 @@ class Pipeline:
                     for spec in CATALOGUE
                 }
             )
-
-    def _registry_auth(self, username: str, password: dagger.Secret) -> dagger.Container:
-        """An empty container that carries the registry credentials for the engine's pushes."""
-        return dag.container().with_registry_auth(self._host, username, password)
 
     async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
         """The build context and its commit: local sources, or upstream at ``tag``."""
@@ -365,8 +404,58 @@ async def build_all(variants: Variants) -> None:
         )
 
 
+async def release_images(
+    release: ReleasePlan,
+    context: dagger.Directory,
+    commit: Commit,
+    auth: dagger.Container,
+    client: RegistryClient,
+    *,
+    registry_service: dagger.Service | None = None,
+) -> list[str]:
+    """Build every variant, push, move the floating tags, verify; the references, one per tag.
+
+    Everything is built before anything is pushed, and floating tags move only once every
+    image's version tag is pushed: a failure on the way leaves no tag moved.
+    """
+    variants = {
+        (image.name, platform): build_variant(
+            context, image.spec.dockerfile, platform, image.labels, commit
+        )
+        for image in release.images
+        for platform in image.platforms
+    }
+    await build_all(variants)
+    pushed = await push_versions(release, variants, auth, registry_service)
+    finished = await concurrently(
+        {
+            image.name: partial(finish_image, client, image, pushed[image.name])
+            for image in release.images
+        }
+    )
+    references = [reference for image in release.images for reference in finished[image.name]]
+    for reference in references:
+        progress(f"published {reference}")
+    final_digests = {name: digest_of(refs[0]) for name, refs in finished.items()}
+    raise_unless_ok(await verify_release(client, release, expected_digests=final_digests))
+    return references
+
+
+def raise_unless_ok(report: VerifyReport) -> None:
+    """Show the verification report; raise naming every mismatch if anything does not hold."""
+    for line in report.render().splitlines():
+        progress(f"verify {line}")
+    if not report.ok:
+        raise VerificationError(
+            "the registry does not serve what was planned: " + "; ".join(report.mismatches)
+        )
+
+
 async def push_versions(
-    release: ReleasePlan, variants: Variants, auth: dagger.Container
+    release: ReleasePlan,
+    variants: Variants,
+    auth: dagger.Container,
+    registry_service: dagger.Service | None = None,
 ) -> dict[str, str]:
     """Push each image once, under its version tag (an index when multi-platform).
 
@@ -380,6 +469,7 @@ async def push_versions(
         published = await auth.publish(
             reference,
             platform_variants=[variants[(image.name, platform)] for platform in image.platforms],
+            registry_service=registry_service,
         )
         return digest_of(published)
 

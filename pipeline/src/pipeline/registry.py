@@ -218,13 +218,15 @@ class RegistryClient:
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        plain_http: bool = False,
     ) -> None:
+        """``plain_http`` allows HTTP beyond loopback: only for a throwaway registry service."""
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither (anonymous access)")
         self.registry = normalize_registry(registry)
         self.username = username
         self._password = password
-        scheme = "http" if is_loopback(self.registry) else "https"
+        scheme = "http" if plain_http or is_loopback(self.registry) else "https"
         self.base_url = httpx.URL(f"{scheme}://{self.registry}")
         self._use_basic = False
         self._tokens: dict[str, str] = {}

@@ -1,0 +1,209 @@
+"""Prove a release: compare what a registry serves with the release plan.
+
+For each image: every planned tag exists and all resolve to one digest; the platform set is
+exactly the catalogue's; each platform's config carries the planned labels; an index carries
+its annotations. Every mismatch is collected and named, none stops the others being checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.plan import ImagePlan, ReleasePlan, make_plan
+from pipeline.references import repository_path
+from pipeline.registry import Manifest, RegistryClient
+
+
+class VerificationError(RuntimeError):
+    """What the registry serves does not match the release plan."""
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    """The verification of one image."""
+
+    name: str
+    repository: str
+    digest: str | None
+    platforms: tuple[str, ...]
+    mismatches: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything planned for the image holds."""
+        return not self.mismatches
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The verification of every image of a release."""
+
+    images: tuple[ImageReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every image holds."""
+        return all(image.ok for image in self.images)
+
+    @property
+    def mismatches(self) -> list[str]:
+        """Every mismatch, prefixed with its image's name."""
+        return [f"{image.name}: {text}" for image in self.images for text in image.mismatches]
+
+    def render(self) -> str:
+        """A readable report, one block per image."""
+        lines = []
+        for image in self.images:
+            status = "OK" if image.ok else "MISMATCH"
+            lines.append(f"{image.name}: {status} {image.repository}@{image.digest or '-'}")
+            lines.append(f"  platforms {', '.join(image.platforms) or '-'}")
+            lines += [f"  - {text}" for text in image.mismatches]
+        return "\n".join(lines) + "\n"
+
+
+def platform_of(descriptor_or_config: Mapping[str, Any]) -> str:
+    """``os/architecture[/variant]`` of an index entry's platform or an image config."""
+    parts = [
+        descriptor_or_config.get("os", "unknown"),
+        descriptor_or_config.get("architecture", "unknown"),
+    ]
+    if descriptor_or_config.get("variant"):
+        parts.append(descriptor_or_config["variant"])
+    return "/".join(parts)
+
+
+def compare(what: str, actual: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:
+    """Mismatches between the ``expected`` entries and ``actual`` (extra entries are allowed)."""
+    mismatches = []
+    for key, value in expected.items():
+        if key not in actual:
+            mismatches.append(f"{what} {key} is missing")
+        elif actual[key] != value:
+            mismatches.append(f"{what} {key} is {actual[key]!r}, expected {value!r}")
+    return mismatches
+
+
+async def check_tags(
+    client: RegistryClient, path: str, image: ImagePlan, expected_digest: str | None
+) -> tuple[Manifest | None, list[str]]:
+    """The manifest the version tag serves, and every tag-level mismatch."""
+    mismatches = []
+    resolved: dict[str, Manifest] = {}
+    for tag in image.tags:
+        manifest = await client.get_manifest_or_none(path, tag)
+        if manifest is None:
+            mismatches.append(f"tag {tag} is missing")
+        else:
+            resolved[tag] = manifest
+    version = resolved.get(image.decision.version_tag)
+    if version is None:
+        return None, mismatches
+    if expected_digest is not None and version.digest != expected_digest:
+        mismatches.append(
+            f"tag {image.decision.version_tag} is at {version.digest}, "
+            f"but publish pushed {expected_digest}"
+        )
+    for tag, manifest in resolved.items():
+        if manifest.digest != version.digest:
+            mismatches.append(f"tag {tag} is at {manifest.digest}, not {version.digest}")
+    return version, mismatches
+
+
+async def check_platforms(
+    client: RegistryClient, path: str, image: ImagePlan, top: Manifest
+) -> tuple[tuple[str, ...], list[str]]:
+    """The platforms ``top`` serves, and every shape, platform and label mismatch."""
+    mismatches: list[str] = []
+    if top.is_index:
+        if not image.multi_platform:
+            mismatches.append("expected a single manifest, found an index")
+        entries = [
+            (platform_of(entry.get("platform", {})), entry["digest"])
+            for entry in top.document.get("manifests", [])
+        ]
+        mismatches += compare(
+            "index annotation", top.document.get("annotations", {}), image.index_annotations
+        )
+    else:
+        if image.multi_platform:
+            mismatches.append(
+                f"expected an index of {len(image.platforms)} platforms, found a single manifest"
+            )
+        entries = [("", top.digest)]
+    served = []
+    for declared, digest in entries:
+        served.append(declared)
+        if declared and declared not in image.platforms:
+            continue  # named below; an attestation or foreign entry has no labels to check
+        manifest = top if digest == top.digest else await client.get_manifest(path, digest)
+        config = await client.get_json_blob(path, manifest.document["config"]["digest"])
+        platform = served[-1] = declared or platform_of(config)
+        labels = (config.get("config") or {}).get("Labels") or {}
+        mismatches += compare(f"{platform}: label", labels, image.labels)
+    mismatches += [f"platform {p} is missing" for p in image.platforms if p not in served]
+    mismatches += [
+        f"platform {p} is not in the catalogue" for p in served if p not in image.platforms
+    ]
+    return tuple(served), mismatches
+
+
+async def verify_image(
+    client: RegistryClient, image: ImagePlan, expected_digest: str | None = None
+) -> ImageReport:
+    """Verify one image of a release."""
+    path = repository_path(image.repository)
+    top, mismatches = await check_tags(client, path, image, expected_digest)
+    platforms: tuple[str, ...] = ()
+    if top is not None:
+        platforms, more = await check_platforms(client, path, image, top)
+        mismatches += more
+    return ImageReport(
+        name=image.name,
+        repository=image.repository,
+        digest=top.digest if top is not None else None,
+        platforms=platforms,
+        mismatches=tuple(mismatches),
+    )
+
+
+async def verify_release(
+    client: RegistryClient,
+    plan: ReleasePlan,
+    *,
+    expected_digests: Mapping[str, str] | None = None,
+) -> VerifyReport:
+    """Verify every image of ``plan``; ``expected_digests`` maps image names to pushed digests."""
+    expected = expected_digests or {}
+    return VerifyReport(
+        images=tuple(
+            [await verify_image(client, image, expected.get(image.name)) for image in plan.images]
+        )
+    )
+
+
+async def verification_plan(
+    client: RegistryClient,
+    tag: str,
+    *,
+    owner: str,
+    registry: str,
+    revision: str | None = None,
+    created: str | None = None,
+) -> ReleasePlan:
+    """The plan of an already published ``tag``, as the registry's current tags say it should be."""
+    skeleton = make_plan(tag, owner=owner, registry=registry, overwrite=True)
+    existing = {
+        image.name: await client.list_tags(repository_path(image.repository))
+        for image in skeleton.images
+    }
+    return make_plan(
+        tag,
+        existing_tags=existing,
+        owner=owner,
+        registry=registry,
+        revision=revision,
+        created=created,
+        overwrite=True,
+    )
