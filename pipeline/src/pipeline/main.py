@@ -255,8 +255,13 @@ class Pipeline:
             .start()
         )
         endpoint = await service.endpoint(port=REHEARSAL_PORT)
-        rehearsal = Pipeline(source=self.source, registry=endpoint, owner=self.owner)
-        release = rehearsal._plan(tag, {}, commit, overwrite=False)
+        release = make_plan(
+            tag,
+            owner=self.owner,
+            registry=endpoint,
+            revision=commit.revision,
+            created=commit.created,
+        )
         async with RegistryClient(endpoint, plain_http=True) as client:
             references = await release_images(
                 release, context, commit, dag.container(), client, registry_service=service
