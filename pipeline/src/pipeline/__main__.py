@@ -75,10 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RefusePassword(argparse.Action):
+    """Refuses a password on the command line without repeating it (it would land in logs)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        raise BadInputError(
+            f"{option_string} is not accepted: a password on the command line ends up in "
+            f"shell history and logs; put it in ${PASSWORD_ENV}"
+        )
+
+
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
-    """``--owner`` and ``--registry``, shared by every command."""
+    """``--owner`` and ``--registry``, shared by every command, and the refused ``--password``."""
     parser.add_argument("--owner", default=DEFAULT_OWNER, help="GitHub owner (lowercased)")
     parser.add_argument("--registry", default=DEFAULT_REGISTRY, help="registry host")
+    parser.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -102,6 +119,9 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     """Verify a published release; 0 when everything holds, 1 listing every mismatch."""
     # Refuse bad input before reaching the registry (and before the slower imports).
+    password = os.environ.get(PASSWORD_ENV) or None
+    if args.username is not None and password is None:
+        raise BadInputError(f"--username {args.username} needs the password in ${PASSWORD_ENV}")
     make_plan(
         args.tag,
         owner=args.owner,
@@ -119,8 +139,8 @@ def run_verify(args: argparse.Namespace) -> int:
     async def verify() -> VerifyReport:
         async with RegistryClient(
             normalize_registry(args.registry),
-            username=args.username,
-            password=os.environ.get(PASSWORD_ENV),
+            username=args.username if password is not None else None,
+            password=password if args.username is not None else None,
         ) as client:
             plan = await verification_plan(
                 client,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.references import repository_path
-from pipeline.registry import Manifest, RegistryClient
+from pipeline.registry import Manifest, RegistryClient, RegistryError
 
 
 class VerificationError(RuntimeError):
@@ -107,7 +107,10 @@ async def check_tags(
         )
     for tag, manifest in resolved.items():
         if manifest.digest != version.digest:
-            mismatches.append(f"tag {tag} is at {manifest.digest}, not {version.digest}")
+            mismatches.append(
+                f"tag {tag} is at {manifest.digest}, not {version.digest} "
+                "(the version tag's digest)"
+            )
     return version, mismatches
 
 
@@ -120,7 +123,7 @@ async def check_platforms(
         if not image.multi_platform:
             mismatches.append("expected a single manifest, found an index")
         entries = [
-            (platform_of(entry.get("platform", {})), entry["digest"])
+            (platform_of(entry.get("platform") or {}), str(entry.get("digest")))
             for entry in top.document.get("manifests", [])
         ]
         mismatches += compare(
@@ -137,11 +140,17 @@ async def check_platforms(
         served.append(declared)
         if declared and declared not in image.platforms:
             continue  # named below; an attestation or foreign entry has no labels to check
-        manifest = top if digest == top.digest else await client.get_manifest(path, digest)
-        config = await client.get_json_blob(path, manifest.document["config"]["digest"])
+        try:
+            manifest = top if digest == top.digest else await client.get_manifest(path, digest)
+            config = await client.get_json_blob(path, manifest.document["config"]["digest"])
+        except (RegistryError, KeyError, TypeError) as error:
+            mismatches.append(f"{declared or 'the image'}: cannot read its config ({error!r})")
+            continue
         platform = served[-1] = declared or platform_of(config)
         labels = (config.get("config") or {}).get("Labels") or {}
         mismatches += compare(f"{platform}: label", labels, image.labels)
+    duplicates = sorted({p for p in served if served.count(p) > 1})
+    mismatches += [f"platform {p} appears more than once" for p in duplicates]
     mismatches += [f"platform {p} is missing" for p in image.platforms if p not in served]
     mismatches += [
         f"platform {p} is not in the catalogue" for p in served if p not in image.platforms

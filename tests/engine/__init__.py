@@ -1,0 +1,1 @@
+"""Engine-backed tests (a package, so mypy tells its conftest from tests/conftest.py)."""

@@ -1,0 +1,785 @@
+"""``pipeline.verify`` against a REAL registry: what is published must be what the plan says.
+
+Each test pushes small real images (tests/oci_images.py) into the session's ``docker-registry``
+under a fresh owner, in a state that matches a plan or breaks it in one named way, then checks
+that ``verify_release`` (and ``python -m pipeline verify``) find exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+import dagger
+import pytest
+from dagger import dag
+from oci_images import build_index, push_image
+from pipeline.main import Pipeline
+from pipeline.plan import ImagePlan, ReleasePlan, make_plan
+from pipeline.references import repository_path
+from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
+from pipeline.release import finish_image
+from pipeline.verify import (
+    ImageReport,
+    VerificationError,
+    VerifyReport,
+    verification_plan,
+    verify_release,
+)
+from registry_server import RegistryServer
+from standin import CREATED, REVISION, StandInEngine
+
+pytestmark = pytest.mark.anyio
+
+TAG = "v2.4.0"
+VERSION_LABEL = "org.opencontainers.image.version"
+DESCRIPTION = "org.opencontainers.image.description"
+PASSWORD_VARIABLE = "REGISTRY_PASSWORD"
+CLI_TIMEOUT = 60.0
+CLOSED_PORT_REGISTRY = "127.0.0.1:1"
+TOKEN = "ghp_standInTokenThatMustNeverLeak0123456789"
+TOKEN_ID = "secret-release-token"
+
+
+# --- registry states ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """What one image's repository holds: tags, shape, per-platform labels, index annotations.
+
+    ``elsewhere`` tags are pushed last, at an image that differs from the main one (labelled
+    version 2.3.0), as a floating tag left behind by an older release.
+    """
+
+    tags: tuple[str, ...]
+    platforms: Mapping[str, Mapping[str, str]]
+    index: bool
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    elsewhere: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """Digests of one pushed image: its tags' and, if any, the ``elsewhere`` tags'."""
+
+    digest: str | None
+    elsewhere: str | None = None
+
+
+def published_state(image: ImagePlan) -> ImageState:
+    """The state the release pipeline leaves for ``image``: the plan, exactly."""
+    return ImageState(
+        tags=image.tags,
+        platforms={platform: dict(image.labels) for platform in image.platforms},
+        index=image.multi_platform,
+        annotations=image.index_annotations,
+    )
+
+
+async def push_state(client: RegistryClient, path: str, state: ImageState) -> Pushed:
+    """Push ``state`` into repository ``path``; nothing at all when it has no tags."""
+    if not state.tags:
+        return Pushed(digest=None)
+    digest = await push_shape(client, path, state.tags, state)
+    if not state.elsewhere:
+        return Pushed(digest=digest)
+    stale = {
+        platform: {**labels, VERSION_LABEL: "2.3.0"} for platform, labels in state.platforms.items()
+    }
+    other = await push_shape(client, path, state.elsewhere, replace(state, platforms=stale))
+    assert other != digest, "the elsewhere image must be a different image"
+    return Pushed(digest=digest, elsewhere=other)
+
+
+async def push_shape(
+    client: RegistryClient, path: str, tags: Sequence[str], state: ImageState
+) -> str:
+    """Push ``state``'s platforms as an index or a single manifest under ``tags``."""
+    entries = []
+    for platform, labels in state.platforms.items():
+        digest, size, _ = await push_image(client, path, platform=platform, labels=labels)
+        entries.append((platform, digest, size))
+    if state.index:
+        raw, media_type = build_index(entries, state.annotations), OCI_INDEX
+    else:
+        ((_, digest, _),) = entries
+        raw, media_type = (await client.get_manifest(path, digest)).raw, OCI_MANIFEST
+    digests = {await client.put_manifest(path, tag, raw, media_type) for tag in tags}
+    (digest,) = digests
+    return digest
+
+
+async def push_release(
+    client: RegistryClient,
+    plan: ReleasePlan,
+    states: Mapping[str, Callable[[ImagePlan], ImageState]] | None = None,
+) -> dict[str, Pushed]:
+    """Push every image of ``plan``: as published, unless ``states`` breaks it."""
+    pushed = {}
+    for image in plan.images:
+        state = (states or {}).get(image.name, published_state)(image)
+        pushed[image.name] = await push_state(client, repository_path(image.repository), state)
+    return pushed
+
+
+def plan_for(registry: RegistryServer, owner: str, tag: str = TAG, **options: Any) -> ReleasePlan:
+    """The plan of a first release of ``tag`` into the test registry under ``owner``."""
+    return make_plan(tag, owner=owner, registry=registry.host, **options)
+
+
+# --- broken states, one change each --------------------------------------------------------
+
+
+def without_tag(tag: str) -> Callable[[ImagePlan], ImageState]:
+    return lambda image: replace(
+        published_state(image), tags=tuple(t for t in image.tags if t != tag)
+    )
+
+
+def tag_elsewhere(tag: str) -> Callable[[ImagePlan], ImageState]:
+    def state(image: ImagePlan) -> ImageState:
+        published = published_state(image)
+        tags = tuple(t for t in image.tags if t != tag)
+        return replace(published, tags=tags, elsewhere=(tag,))
+
+    return state
+
+
+def only_platforms(*platforms: str, index: bool) -> Callable[[ImagePlan], ImageState]:
+    return lambda image: replace(
+        published_state(image),
+        platforms={platform: dict(image.labels) for platform in platforms},
+        index=index,
+    )
+
+
+def extra_platform(
+    platform: str, labels: Mapping[str, str] | None = None
+) -> Callable[[ImagePlan], ImageState]:
+    def state(image: ImagePlan) -> ImageState:
+        published = published_state(image)
+        extra = dict(image.labels) if labels is None else dict(labels)
+        platforms = {**published.platforms, platform: extra}
+        return replace(published, platforms=platforms, index=True)
+
+    return state
+
+
+def as_index(image: ImagePlan) -> ImageState:
+    return replace(published_state(image), index=True)
+
+
+def label_on(platform: str, key: str, value: str | None) -> Callable[[ImagePlan], ImageState]:
+    """``platform``'s config with label ``key`` set to ``value``, or without it (None)."""
+
+    def state(image: ImagePlan) -> ImageState:
+        published = published_state(image)
+        labels = {k: v for k, v in image.labels.items() if k != key}
+        if value is not None:
+            labels[key] = value
+        return replace(published, platforms={**published.platforms, platform: labels})
+
+    return state
+
+
+def with_annotations(change: Mapping[str, str | None]) -> Callable[[ImagePlan], ImageState]:
+    """The index annotations with ``change`` applied (None drops a key; {} drops them all)."""
+
+    def state(image: ImagePlan) -> ImageState:
+        published = published_state(image)
+        if not change:
+            return replace(published, annotations={})
+        merged = {**published.annotations, **change}
+        return replace(published, annotations={k: v for k, v in merged.items() if v is not None})
+
+    return state
+
+
+def nothing(image: ImagePlan) -> ImageState:
+    return replace(published_state(image), tags=())
+
+
+def with_extra_labels(image: ImagePlan) -> ImageState:
+    extra = {**image.labels, "com.example.built-by": "someone", "maintainer": "x"}
+    return replace(published_state(image), platforms=dict.fromkeys(image.platforms, extra))
+
+
+# (image broken, how, expected texts): {digest} is the version tag's digest, {elsewhere} the
+# digest a stray tag points at, {description} the planned description.
+BROKEN: list[Any] = [
+    pytest.param("api", without_tag("2.4"), ["tag 2.4 is missing"], id="api-minor-tag-missing"),
+    pytest.param(
+        "worker", without_tag("latest"), ["tag latest is missing"], id="worker-latest-missing"
+    ),
+    pytest.param("worker", nothing, ["tag 2.4.0 is missing"], id="worker-not-pushed"),
+    pytest.param(
+        "worker",
+        tag_elsewhere("latest"),
+        ["tag latest is at {elsewhere}, not {digest} (the version tag's digest)"],
+        id="worker-latest-at-another-digest",
+    ),
+    pytest.param(
+        "api",
+        tag_elsewhere("2.4"),
+        ["tag 2.4 is at {elsewhere}, not {digest} (the version tag's digest)"],
+        id="api-minor-tag-at-another-digest",
+    ),
+    pytest.param(
+        "api",
+        only_platforms("linux/amd64", index=True),
+        ["platform linux/arm64 is missing"],
+        id="api-index-without-arm64",
+    ),
+    pytest.param(
+        "api",
+        extra_platform("unknown/unknown", {}),
+        ["platform unknown/unknown is not in the catalogue"],
+        id="api-index-with-attestation-entry",
+    ),
+    pytest.param(
+        "api",
+        extra_platform("linux/386"),
+        ["platform linux/386 is not in the catalogue"],
+        id="api-index-with-extra-platform",
+    ),
+    pytest.param(
+        "worker",
+        extra_platform("linux/arm64"),
+        ["platform linux/arm64 is not in the catalogue"],
+        id="worker-index-with-extra-platform",
+    ),
+    pytest.param(
+        "api",
+        only_platforms("linux/amd64", index=False),
+        ["expected an index of 2 platforms, found a single manifest"],
+        id="api-single-manifest",
+    ),
+    pytest.param(
+        "worker",
+        as_index,
+        ["expected a single manifest, found an index"],
+        id="worker-pushed-as-index",
+    ),
+    pytest.param(
+        "api",
+        label_on("linux/arm64", VERSION_LABEL, None),
+        [f"linux/arm64: label {VERSION_LABEL} is missing"],
+        id="api-arm64-config-lacks-version-label",
+    ),
+    pytest.param(
+        "api",
+        label_on("linux/amd64", VERSION_LABEL, "2.3.0"),
+        [f"linux/amd64: label {VERSION_LABEL} is '2.3.0', expected '2.4.0'"],
+        id="api-amd64-config-has-old-version",
+    ),
+    pytest.param(
+        "worker",
+        label_on("linux/amd64", "org.opencontainers.image.source", None),
+        ["linux/amd64: label org.opencontainers.image.source is missing"],
+        id="worker-config-lacks-source-label",
+    ),
+    pytest.param(
+        "api",
+        with_annotations({}),
+        [f"index annotation {DESCRIPTION} is missing"],
+        id="api-index-without-annotations",
+    ),
+    pytest.param(
+        "api",
+        with_annotations({DESCRIPTION: "x"}),
+        [f"index annotation {DESCRIPTION} is 'x', expected '{{description}}'"],
+        id="api-index-with-wrong-description",
+    ),
+    pytest.param(
+        "api",
+        with_annotations({"org.opencontainers.image.licenses": None}),
+        ["index annotation org.opencontainers.image.licenses is missing"],
+        id="api-index-lacks-licenses",
+    ),
+]
+
+
+def image_report(report: VerifyReport, name: str) -> ImageReport:
+    """The report of image ``name``; exactly one."""
+    (found,) = [image for image in report.images if image.name == name]
+    return found
+
+
+# --- verify_release ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "states"),
+    [
+        pytest.param({}, {}, id="as-published"),
+        pytest.param({"revision": REVISION, "created": CREATED}, {}, id="with-commit-labels"),
+        pytest.param(
+            {}, {"api": with_extra_labels, "worker": with_extra_labels}, id="extra-labels-allowed"
+        ),
+    ],
+)
+async def test_registry_as_planned_verifies(
+    registry: RegistryServer,
+    owner: str,
+    options: dict[str, str],
+    states: dict[str, Callable[[ImagePlan], ImageState]],
+) -> None:
+    plan = plan_for(registry, owner, **options)
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release(client, plan, states)
+        report = await verify_release(client, plan)
+
+    assert report.ok, report.render()
+    assert report.mismatches == []
+    assert [image.name for image in report.images] == ["api", "worker"]
+    for image in plan.images:
+        found = image_report(report, image.name)
+        assert found.ok
+        assert found.mismatches == ()
+        assert found.repository == image.repository
+        assert found.digest == pushed[image.name].digest
+        assert sorted(found.platforms) == sorted(image.platforms)
+    rendered = report.render()
+    assert "MISMATCH" not in rendered
+    assert rendered.count("OK") >= len(plan.images), rendered
+
+
+@pytest.mark.parametrize(("broken", "state", "expected"), BROKEN)
+async def test_each_broken_state_is_found_and_named(
+    registry: RegistryServer,
+    owner: str,
+    broken: str,
+    state: Callable[[ImagePlan], ImageState],
+    expected: list[str],
+) -> None:
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release(client, plan, {broken: state})
+        report = await verify_release(client, plan)
+
+    values = {
+        "digest": pushed[broken].digest,
+        "elsewhere": pushed[broken].elsewhere,
+        "description": plan.image(broken).labels[DESCRIPTION],
+    }
+    texts = [text.format(**values) for text in expected]
+    assert not report.ok
+    found = image_report(report, broken)
+    assert not found.ok
+    for text in texts:
+        assert any(text in mismatch for mismatch in found.mismatches), (text, found.mismatches)
+        assert any(
+            mismatch.startswith(f"{broken}: ") and text in mismatch
+            for mismatch in report.mismatches
+        ), (text, report.mismatches)
+        assert text in report.render()
+    assert "MISMATCH" in report.render()
+    # Only the broken image is reported; the other one was published as planned.
+    assert all(mismatch.startswith(f"{broken}: ") for mismatch in report.mismatches)
+    for other in plan.images:
+        if other.name != broken:
+            assert image_report(report, other.name).ok, report.render()
+
+
+async def test_a_missing_version_tag_leaves_no_digest(registry: RegistryServer, owner: str) -> None:
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan, {"worker": nothing})
+        report = await verify_release(client, plan)
+
+    assert image_report(report, "worker").digest is None
+    assert image_report(report, "api").digest is not None
+
+
+@pytest.mark.parametrize(
+    ("expected_for", "matching"),
+    [
+        pytest.param(("api", "worker"), True, id="both-as-pushed"),
+        pytest.param(("worker",), True, id="worker-only-as-pushed"),
+        pytest.param(("api",), False, id="api-other-digest"),
+        pytest.param(("worker",), False, id="worker-other-digest"),
+    ],
+)
+async def test_expected_digests_are_checked(
+    registry: RegistryServer, owner: str, expected_for: tuple[str, ...], matching: bool
+) -> None:
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release(client, plan)
+        # A different, real image in the same repository: what a racing publish might leave.
+        other = {
+            image.name: await push_state(
+                client,
+                repository_path(image.repository),
+                replace(with_extra_labels(image), tags=("other",)),
+            )
+            for image in plan.images
+        }
+        expected = {
+            name: (pushed[name].digest if matching else other[name].digest) or ""
+            for name in expected_for
+        }
+        report = await verify_release(client, plan, expected_digests=expected)
+
+    if matching:
+        assert report.ok, report.render()
+        return
+    assert not report.ok
+    (name,) = expected_for
+    text = f"tag 2.4.0 is at {pushed[name].digest}, but publish pushed {expected[name]}"
+    assert any(text in mismatch for mismatch in image_report(report, name).mismatches), (
+        report.mismatches
+    )
+    assert all(mismatch.startswith(f"{name}: ") for mismatch in report.mismatches)
+
+
+async def test_extra_labels_do_not_hide_a_missing_one(registry: RegistryServer, owner: str) -> None:
+    def state(image: ImagePlan) -> ImageState:
+        labels = {k: v for k, v in with_extra_labels(image).platforms["linux/amd64"].items()}
+        del labels[VERSION_LABEL]
+        return replace(published_state(image), platforms={"linux/amd64": labels})
+
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan, {"worker": state})
+        report = await verify_release(client, plan)
+
+    assert report.mismatches == [f"worker: linux/amd64: label {VERSION_LABEL} is missing"]
+
+
+# --- verification_plan ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tag", "tags"),
+    [
+        pytest.param("v2.4.0", ("2.4.0", "2.4"), id="older-release-keeps-no-latest"),
+        pytest.param("v2.5.0", ("2.5.0", "2.5", "latest"), id="newest-release-has-latest"),
+        pytest.param("2.5.0", ("2.5.0", "2.5", "latest"), id="without-v"),
+    ],
+)
+async def test_verification_plan_follows_the_registry(
+    registry: RegistryServer, owner: str, tag: str, tags: tuple[str, ...]
+) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        newer = make_plan(
+            "v2.5.0",
+            owner=owner,
+            registry=registry.host,
+            existing_tags={"api": ["2.4.0", "2.4", "latest"], "worker": ["2.4.0"]},
+        )
+        await push_release(client, newer)
+
+        plan = await verification_plan(client, tag, owner=owner, registry=registry.host)
+        report = await verify_release(client, plan)
+
+    assert [image.name for image in plan.images] == ["api", "worker"]
+    for image in plan.images:
+        assert image.tags == tags, image.name
+        assert image.repository == f"{registry.host}/{owner}/qm-nmr-calc-{image.name}"
+    assert report.ok, report.render()
+
+
+async def test_a_fresh_plan_of_an_older_release_does_not_verify(
+    registry: RegistryServer, owner: str
+) -> None:
+    """Why verification_plan exists: a first-release plan of 2.4.0 expects latest there."""
+    async with RegistryClient(registry.host) as client:
+        pushed_old = await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        newer = plan_for(registry, owner, "v2.5.0", existing_tags={"api": ["2.4.0"]})
+        pushed_new = await push_release(client, newer)
+        report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
+
+    for name in ("api", "worker"):
+        text = (
+            f"tag latest is at {pushed_new[name].digest}, not {pushed_old[name].digest} "
+            "(the version tag's digest)"
+        )
+        assert f"{name}: {text}" in report.mismatches, report.mismatches
+
+
+@pytest.mark.parametrize(
+    ("revision", "created", "expected"),
+    [
+        pytest.param(None, None, [], id="no-commit-facts"),
+        pytest.param(
+            REVISION,
+            None,
+            ["linux/amd64: label org.opencontainers.image.revision is missing"],
+            id="revision-not-on-images",
+        ),
+        pytest.param(
+            None,
+            CREATED,
+            ["linux/amd64: label org.opencontainers.image.created is missing"],
+            id="created-not-on-images",
+        ),
+    ],
+)
+async def test_verification_plan_carries_commit_labels(
+    registry: RegistryServer,
+    owner: str,
+    revision: str | None,
+    created: str | None,
+    expected: list[str],
+) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner))  # published without commit facts
+        plan = await verification_plan(
+            client, TAG, owner=owner, registry=registry.host, revision=revision, created=created
+        )
+        report = await verify_release(client, plan)
+
+    if revision is not None:
+        assert plan.image("api").labels["org.opencontainers.image.revision"] == REVISION
+    if created is not None:
+        assert plan.image("api").labels["org.opencontainers.image.created"] == (
+            "2026-11-20T14:03:00Z"
+        )
+    assert report.ok == (not expected)
+    for text in expected:
+        for name in ("api", "worker"):
+            assert any(text in m for m in image_report(report, name).mismatches), report.mismatches
+
+
+# --- python -m pipeline verify ----------------------------------------------------------------
+
+
+async def run_cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` as a user runs it; the password only from the environment."""
+    env = {key: value for key, value in os.environ.items() if key != PASSWORD_VARIABLE}
+    if password is not None:
+        env[PASSWORD_VARIABLE] = password
+    with anyio.fail_after(CLI_TIMEOUT):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "pipeline", *args], check=False, env=env
+        )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def target(registry: str, owner: str) -> list[str]:
+    return ["--registry", registry, "--owner", owner]
+
+
+async def test_cli_exits_0_on_a_matching_release(registry: RegistryServer, owner: str) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner))
+
+    result = await run_cli("verify", TAG, *target(registry.host, owner))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+    assert "MISMATCH" not in result.stdout
+    assert f"{registry.host}/{owner}/qm-nmr-calc-api" in result.stdout
+
+
+async def test_cli_verifies_an_older_release_against_the_registrys_tags(
+    registry: RegistryServer, owner: str
+) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner, "v2.5.0"))
+        older = plan_for(registry, owner, "v2.4.0")
+        await push_release(client, older, dict.fromkeys(("api", "worker"), without_tag("latest")))
+
+    result = await run_cli("verify", "v2.4.0", *target(registry.host, owner))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_cli_exits_1_listing_the_mismatches(registry: RegistryServer, owner: str) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(
+            client,
+            plan_for(registry, owner),
+            {"api": only_platforms("linux/amd64", index=True), "worker": without_tag("2.4")},
+        )
+
+    result = await run_cli("verify", TAG, *target(registry.host, owner))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MISMATCH" in result.stdout
+    assert "platform linux/arm64 is missing" in result.stdout
+    assert "tag 2.4 is missing" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+async def test_cli_checks_the_commit_labels_it_is_given(
+    registry: RegistryServer, owner: str
+) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner))  # without revision and created
+
+    result = await run_cli(
+        "verify", TAG, *target(registry.host, owner), "--revision", REVISION, "--created", CREATED
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "label org.opencontainers.image.revision is missing" in result.stdout
+    assert "label org.opencontainers.image.created is missing" in result.stdout
+
+
+async def test_cli_reads_the_password_from_the_environment(
+    auth_registry: RegistryServer, owner: str
+) -> None:
+    assert auth_registry.username is not None
+    assert auth_registry.password is not None
+    async with RegistryClient(
+        auth_registry.host, username=auth_registry.username, password=auth_registry.password
+    ) as client:
+        await push_release(client, plan_for(auth_registry, owner))
+
+    result = await run_cli(
+        "verify",
+        TAG,
+        *target(auth_registry.host, owner),
+        "--username",
+        auth_registry.username,
+        password=auth_registry.password,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert auth_registry.password not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("registry_of", "username"),
+    [
+        pytest.param(lambda _r, _a: CLOSED_PORT_REGISTRY, None, id="closed-port"),
+        pytest.param(lambda _r, auth: auth.host, None, id="credentials-wanted"),
+    ],
+)
+async def test_cli_exits_1_when_the_registry_cannot_be_read(
+    registry: RegistryServer,
+    auth_registry: RegistryServer,
+    owner: str,
+    registry_of: Callable[[RegistryServer, RegistryServer], str],
+    username: str | None,
+) -> None:
+    host = registry_of(registry, auth_registry)
+
+    result = await run_cli("verify", TAG, *target(host, owner))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "cannot verify: " in line]
+    assert len(lines) == 1, output
+    assert host in lines[0]
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["verify", "v2.4"], id="not-semver"),
+        pytest.param(["verify", "v1.2.3+b5"], id="build-metadata"),
+        pytest.param(["verify", "release-1"], id="not-a-version"),
+        pytest.param(["verify"], id="no-tag"),
+        pytest.param(["verify", TAG, "--registry", "https://ghcr.io"], id="registry-with-scheme"),
+        pytest.param(["verify", TAG, "--owner", "no/slash"], id="bad-owner"),
+        pytest.param(["verify", TAG, "--revision", "abc123"], id="short-revision"),
+        pytest.param(["verify", TAG, "--created", "yesterday"], id="bad-created"),
+        pytest.param(["verify", TAG, "--password", "hunter2"], id="password-on-command-line"),
+        pytest.param(["verify", TAG, "--overwrite"], id="unknown-option"),
+    ],
+)
+async def test_cli_bad_input_exits_2_with_one_line(
+    registry: RegistryServer, args: list[str]
+) -> None:
+    # A real registry is reachable, so an exit 2 cannot be a connection failure in disguise.
+    result = await run_cli(*args, *([] if "--registry" in args else ["--registry", registry.host]))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("python -m pipeline: error:")
+    assert "hunter2" not in result.stderr
+
+
+# --- publish ends with a verification (stand-in engine, real registry) -------------------------
+
+
+@pytest.fixture
+def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
+    """A stand-in engine that pushes into the test registry."""
+    standin = StandInEngine(registry.host, secrets={TOKEN_ID: TOKEN})
+    standin.install(monkeypatch)
+    return standin
+
+
+async def publish(registry: RegistryServer, owner: str, tag: str) -> list[str]:
+    """``dagger call publish --tag TAG --username bot --password env:...``, one line per tag."""
+    pipeline = Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
+    secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+    output = await pipeline.publish(tag, username="bot", password=secret)
+    return output.splitlines()
+
+
+async def test_what_publish_pushed_verifies(
+    registry: RegistryServer,
+    owner: str,
+    engine: StandInEngine,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    references = await publish(registry, owner, TAG)
+
+    async with RegistryClient(registry.host) as client:
+        plan = await verification_plan(
+            client, TAG, owner=owner, registry=registry.host, revision=REVISION, created=CREATED
+        )
+        digests = {
+            image.name: (
+                await client.get_manifest(repository_path(image.repository), "2.4.0")
+            ).digest
+            for image in plan.images
+        }
+        report = await verify_release(client, plan, expected_digests=digests)
+        first_release = await verify_release(
+            client,
+            make_plan(TAG, owner=owner, registry=registry.host, revision=REVISION, created=CREATED),
+        )
+
+    assert report.ok, report.render()
+    assert first_release.ok, first_release.render()
+    assert [image.tags for image in plan.images] == [("2.4.0", "2.4", "latest")] * 2
+    assert len(references) == 6
+    progress = [line for line in capsys.readouterr().err.splitlines() if "[pipeline]" in line]
+    for name in ("api", "worker"):
+        assert any(f"{name}: OK" in line for line in progress), progress
+    assert not any("MISMATCH" in line for line in progress), progress
+
+
+async def test_publish_fails_when_the_floating_tags_did_not_move(
+    registry: RegistryServer,
+    owner: str,
+    engine: StandInEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def finish_version_tag_only(
+        client: RegistryClient, image: ImagePlan, pushed_digest: str
+    ) -> list[str]:
+        """``finish_image`` that forgets to move the floating tags."""
+        only = replace(image, decision=replace(image.decision, floating=()))
+        return await finish_image(client, only, pushed_digest)
+
+    monkeypatch.setattr("pipeline.main.finish_image", finish_version_tag_only)
+
+    with pytest.raises(VerificationError, match=r"tag 2\.4 is missing") as failure:
+        await publish(registry, owner, TAG)
+
+    message = str(failure.value)
+    assert "tag latest is missing" in message
+    assert "api" in message
+    assert "worker" in message
+    async with RegistryClient(registry.host) as client:
+        tags = await client.list_tags(f"{owner}/qm-nmr-calc-api")
+    assert tags == ["2.4.0"]
