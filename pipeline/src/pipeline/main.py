@@ -142,11 +142,11 @@ class Pipeline:
         """The release plan of TAG: every image, platform, tag and label, and why."""
         parse_release_tag(tag)
         _, commit = await self._context(tag)
-        existing = (
-            {spec.name: existing_tags for spec in CATALOGUE}
-            if existing_tags is not None
-            else await self._published_tags(None, None)
-        )
+        if existing_tags is not None:
+            existing = {spec.name: existing_tags for spec in CATALOGUE}
+        else:
+            async with RegistryClient(self._host) as client:
+                existing = await self._published_tags(client)
         return render_table(self._plan(tag, existing, commit, overwrite=overwrite))
 
     @typed_function
@@ -199,13 +199,15 @@ class Pipeline:
         credentials = None if dry_run else require_credentials(username, password)
         context, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        existing = await self._published_tags(username if token else None, token)
-        release = self._plan(tag, existing, commit, overwrite=overwrite)
-        if credentials is None:  # a dry run
-            return render_table(release)
-        username, password = credentials
-        auth = dag.container().with_registry_auth(self._host, username, password)
-        async with RegistryClient(self._host, username=username, password=token) as client:
+        async with RegistryClient(
+            self._host, username=username if token else None, password=token
+        ) as client:
+            existing = await self._published_tags(client)
+            release = self._plan(tag, existing, commit, overwrite=overwrite)
+            if credentials is None:  # a dry run
+                return render_table(release)
+            username, password = credentials
+            auth = dag.container().with_registry_auth(self._host, username, password)
             references = await release_images(release, context, commit, auth, client)
         return "\n".join(references)
 
@@ -305,20 +307,17 @@ class Pipeline:
             for spec in CATALOGUE
         }
 
-    async def _published_tags(
-        self, username: str | None, token: str | None
-    ) -> dict[str, list[str]]:
+    async def _published_tags(self, client: RegistryClient) -> dict[str, list[str]]:
         """Tags already in each image's repository ([] for a repository not created yet)."""
-        async with RegistryClient(self._host, username=username, password=token) as client:
-            return await concurrently(
-                {
-                    spec.name: partial(
-                        client.list_tags,
-                        repository_path(repository(self.registry, self.owner, spec)),
-                    )
-                    for spec in CATALOGUE
-                }
-            )
+        return await concurrently(
+            {
+                spec.name: partial(
+                    client.list_tags,
+                    repository_path(repository(self.registry, self.owner, spec)),
+                )
+                for spec in CATALOGUE
+            }
+        )
 
     async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
         """The build context and its commit: local sources, or upstream at ``tag``."""

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
@@ -89,14 +91,16 @@ async def check_tags(
     client: RegistryClient, path: str, image: ImagePlan, expected_digest: str | None
 ) -> tuple[Manifest | None, list[str]]:
     """The manifest the version tag serves, and every tag-level mismatch."""
-    mismatches = []
-    resolved: dict[str, Manifest] = {}
-    for tag in image.tags:
-        manifest = await client.get_manifest_or_none(path, tag)
-        if manifest is None:
-            mismatches.append(f"tag {tag} is missing")
-        else:
-            resolved[tag] = manifest
+    found: dict[str, Manifest | None] = {}
+
+    async def resolve(tag: str) -> None:
+        found[tag] = await client.get_manifest_or_none(path, tag)
+
+    async with anyio.create_task_group() as group:
+        for tag in image.tags:
+            group.start_soon(resolve, tag)
+    mismatches = [f"tag {tag} is missing" for tag in image.tags if found[tag] is None]
+    resolved = {tag: manifest for tag in image.tags if (manifest := found[tag]) is not None}
     version = resolved.get(image.decision.version_tag)
     if version is None:
         return None, mismatches
@@ -185,11 +189,15 @@ async def verify_release(
 ) -> VerifyReport:
     """Verify every image of ``plan``; ``expected_digests`` maps image names to pushed digests."""
     expected = expected_digests or {}
-    return VerifyReport(
-        images=tuple(
-            [await verify_image(client, image, expected.get(image.name)) for image in plan.images]
-        )
-    )
+    reports: dict[str, ImageReport] = {}
+
+    async def verify_one(image: ImagePlan) -> None:
+        reports[image.name] = await verify_image(client, image, expected.get(image.name))
+
+    async with anyio.create_task_group() as group:
+        for image in plan.images:
+            group.start_soon(verify_one, image)
+    return VerifyReport(images=tuple(reports[image.name] for image in plan.images))
 
 
 async def verification_plan(
