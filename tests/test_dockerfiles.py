@@ -25,16 +25,25 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYOUT_FILES = (
     "pyproject.toml",
     "uv.lock",
-    "README.md",
     "scripts/validate-api.sh",
     "scripts/validate-worker.sh",
 )
-LAYOUT_DIRS = ("src/qm_nmr_calc",)
+LAYOUT_DIRS = ("src/qm_nmr_calc", "data/benchmark/delta50")
 """What the build context (a qm-nmr-calc checkout) carries into the images, and nothing else."""
 
 VERSION_VARIABLE = "QM_NMR_CALC_VERSION"
 DATA_DIR = "/app/data"
 GUARDED_PLATFORM = re.compile(r'!=\s*"(?P<platform>linux/[a-z0-9/]+)"')
+CASE_PLATFORM = re.compile(r"(?P<platform>linux/[a-z0-9/]+)\)")
+BASE_IMAGE_ARG = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+)\}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+RUNTIME_PACKAGES = {
+    # RDKit's drawing code (imported at start-up) needs libexpat1, libxrender1 and libxext6; the
+    # Python image has no libexpat1, which the image tests' stand-in base cannot show.
+    "api": {"libexpat1", "libxrender1", "libxext6", "curl"},
+    "worker": {"libexpat1", "libxrender1", "libxext6", "ca-certificates", "procps"},
+}
+"""What each image's final stage must install explicitly, and why."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +192,81 @@ def test_worker_platform_guard_runs_first_and_gates_the_image() -> None:
     assert any(f"from={name}" in instruction.arguments for instruction in final)
 
 
-def test_api_has_no_platform_guard() -> None:
-    assert guard(dockerfile(find_image("api"))) is None
+def test_api_installs_dependencies_for_exactly_the_catalogue_platforms() -> None:
+    spec = find_image("api")
+    found = guard(dockerfile(spec))
+    assert found is not None, "the api's dependency stage must refuse an unknown platform"
+    name, run = found
+    assert name == "dependencies"
+    assert tuple(CASE_PLATFORM.findall(run.arguments)) == spec.platforms
+    assert "--python-platform" in run.arguments
+
+
+def from_stages(instructions: list[Instruction]) -> list[str]:
+    """The image each FROM starts from (flags and ``AS name`` dropped)."""
+    images = []
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            words = [word for word in instruction.arguments.split() if not word.startswith("--")]
+            images.append(words[0])
+    return images
+
+
+def arg_defaults(instructions: list[Instruction]) -> dict[str, str]:
+    """``ARG NAME=default`` of a Dockerfile."""
+    return dict(
+        i.arguments.split("=", 1) for i in instructions if i.keyword == "ARG" and "=" in i.arguments
+    )
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_every_base_image_is_named_once_in_an_arg(spec: ImageSpec) -> None:
+    instructions = dockerfile(spec)
+    defaults = arg_defaults(instructions)
+    stage_names = {name for name, _ in stages(instructions)}
+    for image in from_stages(instructions):
+        if image in stage_names:
+            continue
+        match = BASE_IMAGE_ARG.match(image)
+        assert match, f"FROM {image}: name base images through an ARG, ready for a digest pin"
+        assert match["name"].endswith("_IMAGE")
+        assert defaults.get(match["name"]), f"ARG {match['name']} needs a default"
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_dependencies_never_build_the_project(spec: ImageSpec) -> None:
+    # Building upstream's wheel needs hatchling, unpinned, which refuses its pyproject from 1.30.
+    syncs = [i.arguments for i in dockerfile(spec) if "uv sync" in i.arguments]
+    assert syncs
+    for sync in syncs:
+        assert "--locked" in sync
+        assert "--no-install-project" in sync
+        assert "--no-dev" in sync
+    assert not any("pip install" in i.arguments for i in dockerfile(spec))
+
+
+def test_every_download_is_checked_against_its_sha256() -> None:
+    instructions = dockerfile(find_image("worker"))
+    defaults = arg_defaults(instructions)
+    urls = sorted(name for name in defaults if name.endswith("_URL"))
+    assert urls == ["CREST_URL", "XTB_URL"]
+    runs = [i.arguments for i in instructions if i.keyword == "RUN"]
+    for url in urls:
+        checksum = url.removesuffix("_URL") + "_SHA256"
+        assert SHA256.match(defaults[checksum]), f"{checksum} must be a SHA-256"
+        (fetch,) = [run for run in runs if f"${{{url}}}" in run]
+        assert f"${{{checksum}}}" in fetch
+        assert "sha256sum" in fetch
+        # the message names the ARG to fix
+        assert f'"${{{checksum}}}" {checksum}' in fetch
+    assert not any("curl" in run and "| tar" in run for run in runs), "never unpack unchecked"
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_runtime_dependencies_are_explicit(spec: ImageSpec) -> None:
+    _, final = stages(dockerfile(spec))[-1]
+    installs = " ".join(i.arguments for i in final if "apt-get install" in i.arguments)
+    assert RUNTIME_PACKAGES[spec.name] <= set(installs.split())
 
 
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
@@ -231,22 +313,36 @@ def test_compose_runs_only_catalogue_images_on_one_data_volume() -> None:
     assert any(str(port).endswith(":8000") for port in services["api"]["ports"])
 
 
-@pytest.mark.parametrize("path", [*LAYOUT_FILES, *LAYOUT_DIRS, "src/qm_nmr_calc/api/app.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        *LAYOUT_FILES,
+        *LAYOUT_DIRS,
+        "src/qm_nmr_calc/api/app.py",
+        "data/benchmark/delta50/experimental_shifts.json",
+    ],
+)
 def test_dockerignore_keeps_the_layout(path: str) -> None:
     assert not ignored(path)
 
 
 @pytest.mark.parametrize(
-    "path", [".git/config", ".env", "data/huey.db", "tests/test_api.py", "src/qm_nmr_calc/x.pyc"]
+    "path",
+    [
+        ".git/config",
+        ".env",
+        "data/huey.db",
+        "data/jobs/x/status.json",
+        "tests/test_api.py",
+        "src/qm_nmr_calc/x.pyc",
+    ],
 )
 def test_dockerignore_leaves_out_everything_else(path: str) -> None:
     assert ignored(path)
 
 
 def test_both_images_pin_the_same_uv() -> None:
-    pins = {
-        spec.name: [i.arguments for i in dockerfile(spec) if i.arguments.startswith("UV_VERSION=")]
-        for spec in CATALOGUE
-    }
-    assert all(len(pin) == 1 for pin in pins.values()), pins
-    assert len({pin[0] for pin in pins.values()}) == 1, pins
+    for name in ("UV_VERSION", "UV_IMAGE"):
+        pins = {spec.name: arg_defaults(dockerfile(spec)).get(name) for spec in CATALOGUE}
+        assert None not in pins.values(), pins
+        assert len(set(pins.values())) == 1, pins

@@ -1,0 +1,1 @@
+"""Image tests: real BuildKit builds of the Dockerfiles from the upstream sources."""

@@ -1,0 +1,84 @@
+"""Build contexts and builds: the upstream sources at a tag, with this repository's Dockerfiles.
+
+A context is what the release builds from: the upstream snapshot of a tag
+(``shared/fixtures/upstream/``), this repository's ``Dockerfile.api``, ``Dockerfile.worker`` and
+``.dockerignore`` laid over it. The copies of the Dockerfiles lose their ``# syntax=`` line only:
+it makes BuildKit fetch a frontend image from a registry, and the daemon's built-in frontend
+supports every feature they use.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from images.daemon import Docker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "upstream"
+UPSTREAM_TAGS = ("v2.4.0", "v2.8")
+"""The upstream tags whose snapshots the image tests build."""
+OVERLAID_FILES = ("Dockerfile.api", "Dockerfile.worker", ".dockerignore")
+_SYNTAX_LINE = re.compile(r"\A# syntax=[^\n]*\n")
+
+
+def upstream_tarball(tag: str) -> Path:
+    """The snapshot of upstream ``tag``; an error naming the folder when it is missing."""
+    path = UPSTREAM_FIXTURES / f"qm-nmr-calc-{tag}.tar.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"no upstream snapshot for {tag}: {path} is missing")
+    return path
+
+
+def without_syntax_line(dockerfile: str) -> str:
+    """The Dockerfile without its leading ``# syntax=`` directive."""
+    return _SYNTAX_LINE.sub("", dockerfile, count=1)
+
+
+def prepare_context(tag: str, destination: Path) -> Path:
+    """Unpack upstream ``tag`` into ``destination`` and lay this repository's files over it."""
+    with tarfile.open(upstream_tarball(tag)) as archive:
+        archive.extractall(destination, filter="data")
+    context = destination / "qm-nmr-calc"
+    for name in OVERLAID_FILES:
+        shutil.copyfile(REPO_ROOT / name, context / name)
+    for name in OVERLAID_FILES[:2]:
+        path = context / name
+        path.write_text(without_syntax_line(path.read_text()))
+    return context
+
+
+@dataclass(frozen=True)
+class Build:
+    """One finished build: its image tag, how long it took and what BuildKit printed."""
+
+    tag: str
+    seconds: float
+    log: str
+
+
+def build(
+    docker: Docker,
+    context: Path,
+    dockerfile: str,
+    platform: str,
+    tag: str,
+    build_args: Mapping[str, str],
+) -> Build:
+    """``docker build`` of ``dockerfile`` in ``context`` for ``platform``, tagged ``tag``."""
+    # The client reads --file relative to its own working directory, not the context.
+    arguments = [
+        "build",
+        "--network=host",
+        f"--platform={platform}",
+        f"--file={context / dockerfile}",
+    ]
+    arguments += [f"--build-arg={name}={value}" for name, value in build_args.items()]
+    started = time.monotonic()
+    result = docker.run(*arguments, f"--tag={tag}", str(context))
+    return Build(tag=tag, seconds=time.monotonic() - started, log=result.stdout + result.stderr)

@@ -1,0 +1,292 @@
+"""What a user of the images does: build, run, hit the API, run the worker's tools.
+
+Every variant the catalogue publishes is built by a real BuildKit from the upstream snapshots of
+v2.4.0 and v2.8 with this repository's Dockerfiles (the inputs that cannot be had here replaced by
+the stand-ins in ``standins.STANDINS``), then run and probed from the host as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipeline.catalogue import find_image
+
+from images import builds
+from images.builds import UPSTREAM_TAGS
+from images.conftest import BuildImage
+from images.daemon import DaemonError, Docker
+
+API_PORT = 8000
+"""The image's own CMD serves here; the tests use it unchanged (host networking)."""
+HEALTHY_TIMEOUT = 240.0
+"""Seconds until the HEALTHCHECK reports healthy; arm64 runs under QEMU, several times slower."""
+HTTP_TIMEOUT = 30.0
+LOG_TIMEOUT = 20.0
+API_PAGES = {
+    "/health": "application/json",
+    "/health/ready": "application/json",
+    "/": "text/html",
+    "/static/css/base.css": "text/css",
+    # reads data/benchmark/delta50 (experimental shifts and a structure) from the image
+    "/benchmark/delta50/molecules/compound_01": "application/json",
+    "/benchmark/delta50": "text/html",
+}
+"""What a browser or a load balancer asks the API for, and the content type it must get."""
+UPSTREAM_BUGS = {
+    ("v2.8", "/benchmark/delta50"): "'system_info' is undefined",
+}
+"""Pages that fail because of the application, not the image: v2.8's base template needs
+``system_info``, which its benchmark router does not pass. The test expects exactly that failure,
+so a fix upstream (or a different failure) shows."""
+QMNMR_UID = 999
+WORKER_STARTED = "The following commands are available"
+"""What huey_consumer prints once it has loaded the app's tasks and is consuming."""
+NATIVE_PLATFORM = "linux/amd64"
+EMULATION_SLOWDOWN = 8
+SHIM_DIR = "/opt/emulation-shim"
+IMAGE_PATH = "/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+H2_SCF_INPUT = """\
+start h2
+geometry units angstrom
+  H 0 0 0
+  H 0 0 0.74
+end
+basis
+  * library sto-3g
+end
+task scf energy
+"""
+H2_SCF_ENERGY = -1.1167
+"""H2 at 0.74 Å with STO-3G: about -1.11676 Eh in any correct SCF."""
+
+API_PLATFORMS = find_image("api").platforms
+WORKER_PLATFORMS = find_image("worker").platforms
+
+
+def slow_sleep(directory: Path) -> list[str]:
+    """``docker run`` arguments that stretch every ``sleep`` of a script by ``EMULATION_SLOWDOWN``.
+
+    Under QEMU the API takes about 11 s to start instead of 2 s; upstream's validate-api.sh waits
+    a fixed 3 s before it asks for /health. A ``sleep`` first on PATH waits longer instead.
+    """
+    shim = directory / "emulation-shim"
+    shim.mkdir()
+    shim.chmod(0o755)
+    script = shim / "sleep"
+    script.write_text(
+        f'#!/bin/sh\nexec /bin/sleep "$(( ${{1%%[!0-9]*}} * {EMULATION_SLOWDOWN} ))"\n'
+    )
+    script.chmod(0o755)
+    return [
+        f"--volume={shim}:/opt/emulation-shim:ro",
+        f"--env=PATH=/opt/emulation-shim:{IMAGE_PATH}",
+    ]
+
+
+def http_get(path: str) -> tuple[int, str, bytes]:
+    """GET ``path`` from the API on loopback: (status, content type, body)."""
+    url = f"http://127.0.0.1:{API_PORT}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
+            return response.status, response.headers.get("content-type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type", ""), error.read()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_healthy(docker: Docker, container: str, timeout: float = HEALTHY_TIMEOUT) -> str:
+    """Wait for the container's HEALTHCHECK to report ``healthy``; its last status."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker.inspect("{{.State.Status}} {{.State.Health.Status}}", container)
+        if status.endswith(" healthy") or status.startswith(("exited", "dead")):
+            return status
+        time.sleep(1)
+    return status
+
+
+@contextmanager
+def running(docker: Docker, *arguments: str) -> Iterator[str]:
+    """``docker run --detach ARGUMENTS``; the container is removed afterwards."""
+    container = docker.run("run", "--detach", "--network=host", *arguments).stdout.strip()
+    try:
+        yield container
+    finally:
+        docker.run("rm", "--force", "--volumes", container, check=False)
+
+
+def logs(docker: Docker, container: str) -> str:
+    """Everything the container printed so far."""
+    result = docker.run("logs", container, check=False)
+    return result.stdout + result.stderr
+
+
+def wait_for_log(docker: Docker, container: str, text: str, timeout: float = LOG_TIMEOUT) -> str:
+    """Wait until the container's output holds ``text``; its output then (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    output = logs(docker, container)
+    while text not in output and time.monotonic() < deadline:
+        time.sleep(0.5)
+        output = logs(docker, container)
+    return output
+
+
+def config_of(docker: Docker, image: str) -> dict[str, Any]:
+    """The image's config (user, labels, healthcheck, entrypoint, ...)."""
+    config: dict[str, Any] = json.loads(docker.inspect("{{json .Config}}", image))
+    return config
+
+
+# --- api ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+@pytest.mark.parametrize("platform", API_PLATFORMS)
+def test_api_serves_what_a_user_asks_for(
+    docker: Docker, build_image: BuildImage, platform: str, tag: str, volume: str
+) -> None:
+    image = build_image("Dockerfile.api", platform, tag).tag
+    architecture = docker.inspect("{{.Os}}/{{.Architecture}}", image)
+    assert architecture == platform
+    config = config_of(docker, image)
+    assert config["User"] == f"{QMNMR_UID}:{QMNMR_UID}"
+    assert not any(label.startswith("org.opencontainers") for label in config["Labels"] or {})
+
+    assert port_is_free(API_PORT), f"something else listens on port {API_PORT}"
+    # The image's own CMD and HEALTHCHECK, probed more often than every 30 s; a new volume at
+    # /app/data as compose mounts it.
+    with running(docker, "--health-interval=2s", f"--volume={volume}:/app/data", image) as api:
+        status = wait_healthy(docker, api)
+        assert status == "running healthy", f"{status}\n{logs(docker, api)}"
+        for path, content_type in API_PAGES.items():
+            code, served_type, body = http_get(path)
+            if known_bug := UPSTREAM_BUGS.get((tag, path)):
+                assert code == 500, f"GET {path}: {code}; upstream bug fixed? {known_bug}"
+                assert known_bug in wait_for_log(docker, api, known_bug)
+                continue
+            assert code == 200, f"GET {path}: {code} {body[:300]!r}\n{logs(docker, api)}"
+            assert served_type.startswith(content_type), (path, served_type)
+        code, _, body = http_get("/health/ready")
+        assert json.loads(body)["checks"]["data_directory"] == "ok"
+        uid_line = docker.run("exec", api, "grep", "^Uid:", "/proc/1/status").stdout
+        assert uid_line.split()[1:3] == [str(QMNMR_UID)] * 2, uid_line
+        machine = docker.run("exec", api, "uname", "-m").stdout.strip()
+        assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+
+
+@pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+@pytest.mark.parametrize("platform", API_PLATFORMS)
+def test_api_passes_its_own_validation_script(
+    docker: Docker, build_image: BuildImage, platform: str, tag: str, tmp_path: Path
+) -> None:
+    image = build_image("Dockerfile.api", platform, tag).tag
+    # The script starts uvicorn on port 8000 itself: give it a network of its own.
+    arguments = ["run", "--rm", "--network=none"]
+    if platform != NATIVE_PLATFORM:
+        arguments += slow_sleep(tmp_path)
+    result = docker.run(*arguments, image, "/app/scripts/validate-api.sh", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All Validations Passed" in output
+
+
+# --- worker -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+def test_worker_passes_its_own_validation_script(
+    docker: Docker, build_image: BuildImage, tag: str
+) -> None:
+    (platform,) = WORKER_PLATFORMS
+    image = build_image("Dockerfile.worker", platform, tag).tag
+    config = config_of(docker, image)
+    assert config["User"] == f"{QMNMR_UID}:{QMNMR_UID}"
+    assert config["StopSignal"] == "SIGINT"
+    assert not config["Entrypoint"]
+    result = docker.run(
+        "run", "--rm", "--network=none", image, "/app/scripts/validate-worker.sh", check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All Validations Passed" in output
+
+
+@pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+def test_worker_runs_nwchem_and_xtb(docker: Docker, build_image: BuildImage, tag: str) -> None:
+    (platform,) = WORKER_PLATFORMS
+    image = build_image("Dockerfile.worker", platform, tag).tag
+    script = (
+        "set -e; cd /tmp; printf '%s' \"$H2\" > h2.nw; mpirun -np 2 nwchem h2.nw; "
+        "printf '3\\n\\nO 0 0 0.12\\nH 0 0.76 -0.47\\nH 0 -0.76 -0.47\\n' > water.xyz; "
+        "xtb water.xyz --gfn 2 --sp"
+    )
+    result = docker.run(
+        "run", "--rm", "--network=none", "--shm-size=256m", f"--env=H2={H2_SCF_INPUT}",
+        image, "bash", "-c", script, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    energies = [line for line in output.splitlines() if "Total SCF energy" in line]
+    assert energies, output[-4000:]
+    assert float(energies[-1].split()[-1]) == pytest.approx(H2_SCF_ENERGY, abs=1e-3)
+    assert "normal termination of xtb" in output
+
+
+@pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+def test_worker_consumes_the_queue_on_the_shared_volume(
+    docker: Docker, build_image: BuildImage, tag: str, volume: str
+) -> None:
+    (platform,) = WORKER_PLATFORMS
+    api_image = build_image("Dockerfile.api", "linux/amd64", tag).tag
+    worker_image = build_image("Dockerfile.worker", platform, tag).tag
+    assert port_is_free(API_PORT), f"something else listens on port {API_PORT}"
+    data = f"--volume={volume}:/app/data"
+    with (
+        running(docker, "--health-interval=2s", data, api_image) as api,
+        running(docker, "--shm-size=256m", data, worker_image) as worker,
+    ):
+        assert wait_healthy(docker, api) == "running healthy", logs(docker, api)
+        worker_log = wait_for_log(docker, worker, WORKER_STARTED, HEALTHY_TIMEOUT)
+        assert WORKER_STARTED in worker_log, worker_log
+        # upstream's compose health check for the worker
+        docker.run("exec", worker, "pgrep", "-f", "huey_consumer")
+        owner = docker.run("exec", worker, "stat", "-c", "%u:%g", "/app/data/huey.db").stdout
+        assert owner.strip() == f"{QMNMR_UID}:{QMNMR_UID}"
+        # the API, as uid 999 on the same volume, sees what the worker wrote
+        docker.run("exec", api, "test", "-r", "/app/data/huey.db")
+
+
+def test_worker_refuses_arm64_at_its_guard(docker: Docker, build_image: BuildImage) -> None:
+    assert "linux/arm64" not in WORKER_PLATFORMS
+    with pytest.raises(DaemonError) as failure:
+        build_image("Dockerfile.worker", "linux/arm64", UPSTREAM_TAGS[-1])
+    message = str(failure.value)
+    assert "qm-nmr-calc-worker is linux/amd64 only" in message
+    assert "got linux/arm64" in message
+
+
+def test_a_wrong_checksum_fails_the_build_naming_the_file(
+    docker: Docker, build_args: dict[str, str], contexts: Callable[[str], Path]
+) -> None:
+    context = contexts(UPSTREAM_TAGS[-1])
+    wrong = build_args | {"CREST_SHA256": "0" * 64}
+    with pytest.raises(DaemonError) as failure:
+        builds.build(docker, context, "Dockerfile.worker", "linux/amd64", "image-tests/x", wrong)
+    message = str(failure.value)
+    assert "checksum mismatch" in message
+    assert f"CREST_SHA256={'0' * 64}" in message
