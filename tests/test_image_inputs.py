@@ -11,7 +11,7 @@ from images import builds, standins
 def test_stand_ins_replace_every_base_image_arg_of_the_dockerfiles() -> None:
     defaults = standins.dockerfile_base_defaults()
     base_args = {name for name in defaults if name.endswith("_IMAGE")}
-    covered = {arg for standin in standins.STANDINS for arg in standin.build_args}
+    covered = {arg for standin in standins.STANDINS for arg in standin.used_through}
     assert base_args == {base.build_arg for base in standins.BASE_IMAGES}
     assert base_args <= covered
     # every download ARG of the worker is covered by a stand-in too

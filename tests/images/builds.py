@@ -13,7 +13,7 @@ import re
 import shutil
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,16 +40,16 @@ def without_syntax_line(dockerfile: str) -> str:
     return _SYNTAX_LINE.sub("", dockerfile, count=1)
 
 
-def prepare_context(tag: str, destination: Path) -> Path:
+def prepare_context(tag: str, destination: Path, overlays: Sequence[str] = OVERLAID_FILES) -> Path:
     """Unpack upstream ``tag`` into ``destination`` and lay this repository's files over it."""
     with tarfile.open(upstream_tarball(tag)) as archive:
         archive.extractall(destination, filter="data")
     context = destination / "qm-nmr-calc"
-    for name in OVERLAID_FILES:
+    for name in overlays:
         shutil.copyfile(REPO_ROOT / name, context / name)
-    for name in OVERLAID_FILES[:2]:
-        path = context / name
-        path.write_text(without_syntax_line(path.read_text()))
+        if name.startswith("Dockerfile"):
+            path = context / name
+            path.write_text(without_syntax_line(path.read_text()))
     return context
 
 
@@ -69,6 +69,7 @@ def build(
     platform: str,
     tag: str,
     build_args: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
 ) -> Build:
     """``docker build`` of ``dockerfile`` in ``context`` for ``platform``, tagged ``tag``."""
     # The client reads --file relative to its own working directory, not the context.
@@ -79,6 +80,7 @@ def build(
         f"--file={context / dockerfile}",
     ]
     arguments += [f"--build-arg={name}={value}" for name, value in build_args.items()]
+    arguments += [f"--label={name}={value}" for name, value in (labels or {}).items()]
     started = time.monotonic()
     result = docker.run(*arguments, f"--tag={tag}", str(context))
     return Build(tag=tag, seconds=time.monotonic() - started, log=result.stdout + result.stderr)

@@ -40,6 +40,7 @@ REQUIRED_TOOLS: Mapping[str, str] = {
     "qemu-aarch64-static": "qemu-user-static",
     "patchelf": "patchelf",
     "docker-registry": "docker-registry",
+    "docker-compose": "docker-compose",
 }
 """Every command the image tests run, and the Debian package that provides it."""
 

@@ -25,6 +25,9 @@ class ImageEnvironment:
 
     docker: Docker
     build_args: dict[str, str]
+    cache: Path
+    standin_registry: str
+    """``host:port`` of the registry the stand-in base images are pulled from."""
 
 
 def download_build_args(directory: Path, base_url: str) -> dict[str, str]:
@@ -54,4 +57,6 @@ def image_environment(cache: Path) -> Iterator[ImageEnvironment]:
     ):
         build_args = standins.push_base_standins(cache, registry.host)
         build_args |= download_build_args(downloads, base_url)
-        yield ImageEnvironment(docker=docker, build_args=build_args)
+        yield ImageEnvironment(
+            docker=docker, build_args=build_args, cache=cache, standin_registry=registry.host
+        )

@@ -12,12 +12,10 @@ real thing; the tests print it, so that a reader of a green run knows exactly wh
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_SUITE = "bookworm"
@@ -38,8 +37,16 @@ DEBIAN_MIRRORS = (
 """The mirrors this machine's own apt uses (checked here); the stand-ins' apt uses them too."""
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 """This machine reaches PyPI and Debian through its own TLS setup: builds must trust it."""
-HOST_APT_SETTINGS = (Path("/etc/apt/apt.conf.d/99artifact-registry"),)
-"""apt settings this machine's mirror needs (stale Release dates); copied where they exist."""
+HOST_APT_SETTINGS = (
+    Path("/etc/apt/apt.conf.d/99artifact-registry"),
+    Path("/etc/apt/apt.conf.d/docker-clean"),
+    Path("/etc/apt/apt.conf.d/docker-gzip-indexes"),
+    Path("/etc/apt/apt.conf.d/docker-no-languages"),
+    Path("/etc/apt/apt.conf.d/docker-autoremove-suggests"),
+)
+"""apt settings copied where this machine has them: what its mirror needs (stale Release dates)
+and the docker-* files that Docker's official Debian-based images carry (no translations, no
+kept .debs), which the stand-ins would otherwise lack."""
 SLIM_DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
     "path-exclude=/usr/share/doc/*",
@@ -68,8 +75,8 @@ _ARG_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 class StandIn:
     """What replaces one external input in the image tests, and how it differs from it."""
 
-    build_args: tuple[str, ...]
-    """The Dockerfile ``ARG``s through which the stand-in reaches the build."""
+    used_through: tuple[str, ...]
+    """The Dockerfile ``ARG``s (or compose service) through which the stand-in is used."""
     replaces: str
     differs: str
 
@@ -106,6 +113,12 @@ STANDINS: tuple[StandIn, ...] = (
         "bundle, with SSL_CERT_FILE set so that uv trusts it.",
     ),
     StandIn(
+        ("docker-compose.yml: caddy",),
+        "caddy:2-alpine (docker-compose.yml's reverse proxy)",
+        "Debian's caddy 2.6.2 on Debian bookworm minbase, with the official image's command, "
+        "/data, /config and XDG variables.",
+    ),
+    StandIn(
         ("XTB_URL", "XTB_SHA256"),
         "xtb-6.7.1-linux-x86_64.tar.xz (GitHub release asset)",
         "Debian's xTB 6.5.1 with its shared libraries beside it (the release's xtb is one static "
@@ -130,7 +143,7 @@ STANDINS: tuple[StandIn, ...] = (
 def describe_standins() -> str:
     """``STANDINS`` as text, one paragraph each, for test output and the benchmark."""
     return "\n".join(
-        f"- {standin.replaces} [{', '.join(standin.build_args)}]: {standin.differs}"
+        f"- {standin.replaces} [{', '.join(standin.used_through)}]: {standin.differs}"
         for standin in STANDINS
     )
 
@@ -161,6 +174,8 @@ def _copy_host_settings_hooks() -> list[str]:
     """mmdebstrap hooks that copy this machine's CA bundle and apt settings into the root."""
     hooks = [f'cp {HOST_CA_BUNDLE} "$1{HOST_CA_BUNDLE}"']
     hooks += [f'cp {path} "$1{path}"' for path in HOST_APT_SETTINGS if path.exists()]
+    # apt's binary caches (70 MB) are rebuilt on use; official images ship none.
+    hooks.append('rm -f "$1"/var/cache/apt/*.bin')
     return hooks
 
 
@@ -300,10 +315,21 @@ def nwchem_rootfs(cache: Path) -> Path:
     )
 
 
+def caddy_rootfs(cache: Path) -> Path:
+    """The Caddy stand-in's root filesystem (linux/amd64)."""
+    return debian_rootfs(
+        cache / "caddy-amd64.tar",
+        "amd64",
+        ("caddy", "ca-certificates"),
+        ('mkdir -p "$1/data" "$1/config" "$1/srv"',),
+    )
+
+
 # --- pushing into the loopback registry -----------------------------------------------------
 
 
-def _digest(data: bytes) -> str:
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -315,12 +341,12 @@ def _file_digest(path: Path) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-def _push_blob(client: httpx.Client, repository: str, data: bytes | Path) -> tuple[str, int]:
+def push_blob(client: httpx.Client, repository: str, data: bytes | Path) -> tuple[str, int]:
     """Upload a blob (bytes, or a file streamed from disk) unless present; (digest, size)."""
     if isinstance(data, Path):
         digest, size = _file_digest(data), data.stat().st_size
     else:
-        digest, size = _digest(data), len(data)
+        digest, size = sha256_digest(data), len(data)
     if client.head(f"/v2/{repository}/blobs/{digest}").status_code == 200:
         return digest, size
     started = client.post(f"/v2/{repository}/blobs/uploads/")
@@ -336,18 +362,29 @@ def _push_blob(client: httpx.Client, repository: str, data: bytes | Path) -> tup
     return digest, size
 
 
-def _put_manifest(
-    client: httpx.Client, repository: str, reference: str, document: Mapping[str, Any]
-) -> tuple[str, int]:
-    raw = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    media_type = document["mediaType"]
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """``document`` as compact JSON with sorted keys: the same document, the same digest."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def put_raw_manifest(
+    client: httpx.Client, repository: str, reference: str, raw: bytes, media_type: str
+) -> str:
+    """Store manifest bytes under a tag or digest; returns their digest."""
     response = client.put(
         f"/v2/{repository}/manifests/{reference}",
         content=raw,
         headers={"Content-Type": media_type},
     )
     response.raise_for_status()
-    return _digest(raw), len(raw)
+    return sha256_digest(raw)
+
+
+def _put_manifest(
+    client: httpx.Client, repository: str, reference: str, document: Mapping[str, Any]
+) -> tuple[str, int]:
+    raw = canonical_json(document)
+    return put_raw_manifest(client, repository, reference, raw, document["mediaType"]), len(raw)
 
 
 def push_standin(
@@ -361,7 +398,7 @@ def push_standin(
     entries = []
     with httpx.Client(base_url=registry_url, timeout=UPLOAD_TIMEOUT) as client:
         for platform, layer in layers.items():
-            layer_digest, layer_size = _push_blob(client, repository, layer)
+            layer_digest, layer_size = push_blob(client, repository, layer)
             operating_system, architecture = platform.split("/")
             config_document = {
                 "architecture": architecture,
@@ -371,14 +408,16 @@ def push_standin(
                 "history": [{"created_by": f"image-tests stand-in {reference}"}],
             }
             config_raw = json.dumps(config_document, sort_keys=True).encode()
-            config_digest, config_size = _push_blob(client, repository, config_raw)
+            config_digest, config_size = push_blob(client, repository, config_raw)
             manifest = {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
                 "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}],
             }
-            digest, size = _put_manifest(client, repository, _digest(_raw(manifest)), manifest)
+            digest, size = _put_manifest(
+                client, repository, sha256_digest(canonical_json(manifest)), manifest
+            )
             entries.append(
                 {
                     "mediaType": OCI_MANIFEST,
@@ -390,10 +429,6 @@ def push_standin(
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
         digest, _ = _put_manifest(client, repository, tag, index)
     return digest
-
-
-def _raw(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -461,10 +496,25 @@ def push_base_standins(cache: Path, registry_host: str) -> dict[str, str]:
     return build_args
 
 
-def gzip_file(path: Path) -> Path:
-    """``path`` gzipped beside it (for callers that need a compressed copy)."""
-    output = path.with_name(path.name + ".gz")
-    if not output.exists():
-        with path.open("rb") as source, gzip.open(output, "wb", compresslevel=1) as target:
-            shutil.copyfileobj(source, target)
-    return output
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+CADDY_CONFIG = {
+    "Env": [f"PATH={DEFAULT_PATH}", "XDG_CONFIG_HOME=/config", "XDG_DATA_HOME=/data"],
+    "Cmd": ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+    "WorkingDir": "/srv",
+}
+"""What the official Caddy image runs, with its XDG directories."""
+
+
+def compose_image(service: str) -> str:
+    """The image docker-compose.yml names for ``service``."""
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    return str(document["services"][service]["image"])
+
+
+def push_caddy_standin(cache: Path, registry_host: str) -> str:
+    """Make and push the Caddy stand-in; its reference in the loopback registry."""
+    reference = standin_reference(registry_host, compose_image("caddy"))
+    push_standin(
+        f"http://{registry_host}", reference, {"linux/amd64": caddy_rootfs(cache)}, CADDY_CONFIG
+    )
+    return reference

@@ -1,0 +1,104 @@
+"""Probing running containers as a user would: HTTP from the host, health, logs, config."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from images.daemon import Docker
+
+API_PORT = 8000
+"""The api image's own CMD serves here; the tests run it unchanged (host networking)."""
+HEALTHY_TIMEOUT = 240.0
+"""Seconds until the HEALTHCHECK reports healthy; arm64 runs under QEMU, several times slower."""
+HTTP_TIMEOUT = 30.0
+LOG_TIMEOUT = 20.0
+QMNMR_UID = 999
+NATIVE_PLATFORM = "linux/amd64"
+EMULATION_SLOWDOWN = 8
+SHIM_DIR = "/opt/emulation-shim"
+IMAGE_PATH = "/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def slow_sleep(directory: Path) -> list[str]:
+    """``docker run`` arguments that stretch every ``sleep`` of a script by ``EMULATION_SLOWDOWN``.
+
+    Under QEMU the API takes about 11 s to start instead of 2 s; upstream's validate-api.sh waits
+    a fixed 3 s before it asks for /health. A ``sleep`` first on PATH waits longer instead.
+    """
+    shim = directory / "emulation-shim"
+    shim.mkdir()
+    shim.chmod(0o755)
+    script = shim / "sleep"
+    script.write_text(
+        f'#!/bin/sh\nexec /bin/sleep "$(( ${{1%%[!0-9]*}} * {EMULATION_SLOWDOWN} ))"\n'
+    )
+    script.chmod(0o755)
+    return [f"--volume={shim}:{SHIM_DIR}:ro", f"--env=PATH={SHIM_DIR}:{IMAGE_PATH}"]
+
+
+def http_get(path: str) -> tuple[int, str, bytes]:
+    """GET ``path`` from the API on loopback: (status, content type, body)."""
+    url = f"http://127.0.0.1:{API_PORT}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
+            return response.status, response.headers.get("content-type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type", ""), error.read()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_healthy(docker: Docker, container: str, timeout: float = HEALTHY_TIMEOUT) -> str:
+    """Wait for the container's HEALTHCHECK to report ``healthy``; its last status."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker.inspect("{{.State.Status}} {{.State.Health.Status}}", container)
+        if status.endswith(" healthy") or status.startswith(("exited", "dead")):
+            return status
+        time.sleep(1)
+    return status
+
+
+@contextmanager
+def running(docker: Docker, *arguments: str) -> Iterator[str]:
+    """``docker run --detach ARGUMENTS``; the container is removed afterwards."""
+    container = docker.run("run", "--detach", "--network=host", *arguments).stdout.strip()
+    try:
+        yield container
+    finally:
+        docker.run("rm", "--force", "--volumes", container, check=False)
+
+
+def logs(docker: Docker, container: str) -> str:
+    """Everything the container printed so far."""
+    result = docker.run("logs", container, check=False)
+    return result.stdout + result.stderr
+
+
+def wait_for_log(docker: Docker, container: str, text: str, timeout: float = LOG_TIMEOUT) -> str:
+    """Wait until the container's output holds ``text``; its output then (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    output = logs(docker, container)
+    while text not in output and time.monotonic() < deadline:
+        time.sleep(0.5)
+        output = logs(docker, container)
+    return output
+
+
+def config_of(docker: Docker, image: str) -> dict[str, Any]:
+    """The image's config (user, labels, healthcheck, entrypoint, ...)."""
+    config: dict[str, Any] = json.loads(docker.inspect("{{json .Config}}", image))
+    return config
