@@ -5,6 +5,10 @@ The real SDK objects record every call as a chain of selections; only a leaf (``
 stand-in answers those leaves from the recorded chains: a build "succeeds" after a delay (or
 fails, for chosen platforms), and a publish pushes a small synthetic image, carrying the
 platforms and labels recorded in its variant chains, into a REAL registry.
+
+Given a ``real`` builder (``tests/images/engine_builds.py``, where a BuildKit daemon runs), the
+same leaves are answered with real work instead: every variant is built by ``docker build`` from
+the context its chain describes, and a publish pushes those images as the engine does.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import dagger
@@ -24,6 +28,9 @@ from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
 from oci_images import push_image
 from pipeline.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from images.engine_builds import RealBuilder
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"
@@ -38,6 +45,8 @@ class Variant:
     platform: str
     labels: Mapping[str, str]
     build_args: Mapping[str, str]
+    image: str = ""
+    """The local image a real build made ("" for a synthetic one)."""
 
 
 @dataclass
@@ -51,6 +60,7 @@ class StandInEngine:
     revision: str = REVISION
     created: str = CREATED
     secrets: Mapping[str, str] = field(default_factory=dict)
+    real: RealBuilder | None = None
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
     pushes: list[tuple[str, list[Variant]]] = field(default_factory=list)
@@ -88,8 +98,8 @@ class StandInEngine:
             "sync": self._sync,
             "id": lambda _leaf, chain: self.new_id(chain),
             "exists": lambda _leaf, _chain: self.app_sources,
-            "commit": lambda _leaf, _chain: self.revision,
-            "stdout": lambda _leaf, _chain: self.created + "\n",
+            "commit": self._commit,
+            "stdout": self._stdout,
             "plaintext": self._plaintext,
             "publish": self._publish,
             # A service (rehearse's throwaway registry) is the test registry itself.
@@ -129,9 +139,23 @@ class StandInEngine:
                     [QueryErrorValue(f"process did not complete: {variant.platform}")],
                     SimpleNamespace(document=None),  # type: ignore[arg-type]
                 )
+            if self.real is not None:
+                name = f"{next(self._counter)}-{variant.platform.replace('/', '-')}"
+                image = await anyio.to_thread.run_sync(
+                    self.real.build, self.expand(chain), variant.labels, name
+                )
+                variant = replace(variant, image=image)
             self.builds.append(variant)
             self._built[key] = variant
         return self._built[key]
+
+    def _commit(self, _leaf: Field, chain: list[Field]) -> str:
+        """``GitRef.commit``: the fixed revision, or the real snapshot's commit."""
+        return self.real.commit(chain) if self.real is not None else self.revision
+
+    def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
+        """``stdout`` of the commit-time command: fixed, or the real snapshot's commit time."""
+        return self.real.commit_time(chain) if self.real is not None else self.created + "\n"
 
     async def _sync(self, _leaf: Field, chain: list[Field]) -> str:
         """``Container.sync``: build, then return an id for the built container."""
@@ -155,6 +179,10 @@ class StandInEngine:
         host, path = host_path.split("/", 1)
         if host != self.registry:
             raise AssertionError(f"the stand-in pushes only to {self.registry}, not {host}")
+        if self.real is not None:
+            images = [variant.image for variant in variants]
+            digest = await anyio.to_thread.run_sync(self.real.push, host, path, tag, images)
+            return f"{address}@{digest}"
         async with RegistryClient(host) as client:
             digest = await push_variants(client, path, tag, variants)
         return f"{address}@{digest}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,15 @@ LAYOUT_DIRS = ("src/qm_nmr_calc", "data/benchmark/delta50")
 """What the build context (a qm-nmr-calc checkout) carries into the images, and nothing else."""
 
 VERSION_VARIABLE = "QM_NMR_CALC_VERSION"
+APP_SETTINGS = {
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": "587",
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
+    "NOTIFICATION_FROM": "noreply@qm-nmr-calc.example",
+    "BASE_URL": "http://localhost:8000",
+}
+"""What the application reads from its environment (notifications.py), with its own defaults."""
 DATA_DIR = "/app/data"
 GUARDED_PLATFORM = re.compile(r'!=\s*"(?P<platform>linux/[a-z0-9/]+)"')
 CASE_PLATFORM = re.compile(r"(?P<platform>linux/[a-z0-9/]+)\)")
@@ -297,20 +308,74 @@ def test_compose_runs_the_published_image_defaulting_to_latest(spec: ImageSpec) 
     service = compose()["services"][spec.name]
     published = repository(DEFAULT_REGISTRY, DEFAULT_OWNER, spec)
     assert service["image"] == f"{published}:${{{VERSION_VARIABLE}:-latest}}"
-    assert any(volume.endswith(f":{DATA_DIR}") for volume in service["volumes"])
+    assert f"data:{DATA_DIR}" in service["volumes"]
 
 
-def test_compose_runs_only_catalogue_images_on_one_data_volume() -> None:
+def test_compose_shares_upstreams_data_volume_and_gives_it_to_uid_999() -> None:
     services = compose()["services"]
-    assert sorted(services) == sorted(spec.name for spec in CATALOGUE)
-    volumes = {
-        volume.rpartition(":")[0]
-        for service in services.values()
-        for volume in service["volumes"]
-        if volume.endswith(f":{DATA_DIR}")
-    }
-    assert len(volumes) == 1, f"the services mount different volumes at {DATA_DIR}: {volumes}"
-    assert any(str(port).endswith(":8000") for port in services["api"]["ports"])
+    assert set(services) == {"init", "api", "caddy", "worker"}
+    for name in ("init", "api", "worker"):
+        assert f"data:{DATA_DIR}" in services[name]["volumes"], name
+    # upstream's name: a volume its root-running worker wrote is the one mounted here
+    assert compose()["volumes"]["data"]["name"] == "qm-nmr-calc-data"
+    init = services["init"]
+    assert init["user"] == "0:0"
+    assert init["command"] == ["chown", "-R", "999:999", DATA_DIR]
+    assert init["image"] == services["api"]["image"], "init needs no other image"
+    assert services["api"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_serves_the_api_through_caddy() -> None:
+    services = compose()["services"]
+    caddy = services["caddy"]
+    assert {"80:80", "443:443"} <= set(caddy["ports"])
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    assert caddy["depends_on"]["api"]["condition"] == "service_healthy"
+    assert caddy["environment"]["DOMAIN"] == "${DOMAIN:-localhost}"
+    assert "ports" not in services["api"], "the API is reached through Caddy only"
+    caddyfile = (ROOT / "Caddyfile").read_text()
+    assert "{$DOMAIN:localhost} {" in caddyfile
+    assert "reverse_proxy api:8000" in caddyfile
+
+
+def test_compose_worker_runs_as_upstream_deploys_it() -> None:
+    worker = compose()["services"]["worker"]
+    assert worker["platform"] == "linux/amd64"
+    assert worker["stop_signal"] == "SIGINT"
+    assert worker["healthcheck"]["test"] == ["CMD", "pgrep", "-f", "huey_consumer"]
+    assert worker["mem_limit"] == "${WORKER_MEMORY_LIMIT:-8g}"
+    assert worker["environment"]["NWCHEM_NPROC"] == "${NWCHEM_NPROC:-}"
+    assert worker["environment"]["OMP_NUM_THREADS"] == "${OMP_NUM_THREADS:-1}"
+    assert worker["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_compose_passes_every_setting_the_app_reads(service: str) -> None:
+    environment = compose()["services"][service]["environment"]
+    for variable in APP_SETTINGS:
+        assert environment[variable] == f"${{{variable}:-{APP_SETTINGS[variable]}}}", variable
+    example = (ROOT / ".env.example").read_text()
+    for variable in APP_SETTINGS:
+        assert f"\n{variable}=" in example, f".env.example does not show {variable}"
+
+
+def test_compose_file_is_valid_for_a_real_compose_implementation(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose (Debian package docker-compose) is needed to validate the file"
+    result = subprocess.run(
+        [binary, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"),
+         "config"],
+        capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin",
+        "QM_NMR_CALC_VERSION": "2.4.0", "DOMAIN": "nmr.example.org", "SMTP_PORT": "2525"},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    assert resolved["api"]["image"].endswith("qm-nmr-calc-api:2.4.0")
+    assert resolved["worker"]["image"].endswith("qm-nmr-calc-worker:2.4.0")
+    assert resolved["caddy"]["environment"]["DOMAIN"] == "nmr.example.org"
+    assert resolved["worker"]["environment"]["SMTP_PORT"] == "2525"
+    assert resolved["api"]["environment"]["SMTP_PORT"] == "2525"
 
 
 @pytest.mark.parametrize(

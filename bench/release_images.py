@@ -1,0 +1,79 @@
+"""Benchmark: a whole release with real images. Prints figures; it is not a timed test.
+
+``Pipeline.publish`` of v2.4.0 (upstream's v2.4.0 snapshot) runs on the real SDK objects; the
+stand-in engine builds every variant with a fresh private BuildKit daemon (nothing cached) and
+pushes the images into a loopback registry as the engine would. Printed: the release's wall time
+against the slowest single variant build of the same run (target <= 1.2: the builds overlap,
+pushes and verification add little), and each variant's build time.
+
+Needs what the image tests need (root, docker.io, mmdebstrap, QEMU, docker-compose).
+``IMAGE_TEST_CACHE=DIR`` keeps the stand-in root filesystems between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import dagger
+import pytest
+from dagger import dag
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from images import daemon
+from images.engine_builds import RealBuilder
+from images.environment import image_environment
+from pipeline.main import Pipeline
+from registry_server import RegistryServer
+from standin import StandInEngine
+
+TAG = "v2.4.0"
+TARGET = 1.2
+TOKEN_ID = "bench-token"
+
+
+async def release(engine: StandInEngine, registry: str) -> float:
+    """Seconds one ``publish`` of TAG takes."""
+    with pytest.MonkeyPatch.context() as patch:
+        engine.install(patch)
+        pipeline = Pipeline(source=dag.directory(), registry=registry, owner="steinbeck")
+        secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+        started = time.perf_counter()
+        await pipeline.publish(TAG, username="bench", password=secret)
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    """Run one release and print the figures; 1 if the machine cannot build images."""
+    if missing := daemon.missing_prerequisites():
+        print("cannot build images here: " + "; ".join(missing), file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-release-") as scratch:
+        cache = Path(os.environ.get("IMAGE_TEST_CACHE") or Path(scratch) / "cache")
+        with image_environment(cache) as environment, RegistryServer() as registry:
+            builder = RealBuilder(
+                docker=environment.docker,
+                build_args=environment.build_args,
+                workdir=Path(scratch) / "work",
+                snapshots={TAG: TAG},
+            )
+            engine = StandInEngine(registry.host, secrets={TOKEN_ID: "t"}, real=builder)
+            wall = anyio.run(release, engine, registry.host)
+    slowest = max(builder.build_seconds.values())
+    for image, seconds in sorted(builder.build_seconds.items()):
+        print(f"build {image:40} {seconds:7.1f} s")
+    print(f"release {TAG} wall time:                   {wall:7.1f} s")
+    print(
+        f"wall / slowest variant build:              {wall / slowest:7.2f} (target <= {TARGET}; "
+        f"{wall - slowest:.1f} s for pushes, tags and verification)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
