@@ -369,7 +369,8 @@ def build_variant(
     """One (image, platform) build from its Dockerfile, carrying every planned label."""
     build_args = []
     if commit.created is not None:
-        # BuildKit stamps image timestamps from it: the same commit gives the same config.
+        # For Dockerfiles that read it. Dagger v0.21's docker_build does not hand it to BuildKit
+        # as the build epoch, so image times and digests are not reproducible; labels are.
         build_args.append(
             dagger.BuildArg(name="SOURCE_DATE_EPOCH", value=str(commit_epoch(commit.created)))
         )
