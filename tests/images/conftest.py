@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from registry_server import RegistryServer
 
 from images import builds, daemon, standins
+from images.engine_builds import RealBuilder
 from images.environment import ImageEnvironment, image_environment
+from images.rehearsal import SNAPSHOTS, Release, publish
 
 REQUIRE_VARIABLE = "REQUIRE_IMAGES"
 CACHE_VARIABLE = "IMAGE_TEST_CACHE"
@@ -119,3 +122,34 @@ def volume(docker: daemon.Docker) -> Iterator[str]:
     docker.run("volume", "create", name)
     yield name
     docker.run("volume", "rm", "--force", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def builder(environment: ImageEnvironment, tmp_path_factory: pytest.TempPathFactory) -> RealBuilder:
+    """Real builds and pushes for the stand-in engine, shared by every rehearsed release."""
+    return RealBuilder(
+        docker=environment.docker,
+        build_args=environment.build_args,
+        workdir=tmp_path_factory.mktemp("real-engine"),
+        snapshots=SNAPSHOTS,
+    )
+
+
+@pytest.fixture(scope="session")
+def release(builder: RealBuilder) -> Iterator[Release]:
+    """v2.4.0 (upstream's v2.4.0), published once into an empty loopback registry."""
+    with RegistryServer() as registry:
+        yield publish(builder, registry.host, "v2.4.0")
+
+
+@pytest.fixture(scope="session")
+def release_v28(builder: RealBuilder) -> Iterator[Release]:
+    """v2.8.0 (upstream's v2.8), published once into another empty loopback registry."""
+    with RegistryServer() as registry:
+        yield publish(builder, registry.host, "v2.8.0")
+
+
+@pytest.fixture(scope="session")
+def caddy_image(environment: ImageEnvironment) -> str:
+    """The Caddy stand-in, where compose stacks pull it from."""
+    return standins.push_caddy_standin(environment.cache, environment.standin_registry)

@@ -1,0 +1,77 @@
+"""Benchmark: time from submitting methane to its results, on the released stack.
+
+Publishes v2.8.0 (upstream's v2.8 snapshot) through the real-build stand-in engine into a
+loopback registry, starts docker-compose.yml from those images, submits methane
+(``production`` preset, chcl3) through Caddy and prints the seconds until the job is complete and
+its results are served. A figure, not a timed test; NWChem and xTB are Debian's stand-ins
+(``tests/images/standins.py``), run with two MPI processes.
+
+Needs what the image tests need (root, docker.io, mmdebstrap, QEMU, docker-compose).
+``IMAGE_TEST_CACHE=DIR`` keeps the stand-in root filesystems between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from images import daemon, standins
+from images.engine_builds import RealBuilder
+from images.environment import image_environment
+from images.probes import HEALTHY_TIMEOUT, wait_for_log, wait_healthy
+from images.rehearsal import SNAPSHOTS, publish
+from images.stack import compose_stack
+from images.test_user_job import METHANE, WORKER_SETTINGS, WORKER_STARTED, run_job
+from registry_server import RegistryServer
+
+TAG = "v2.8.0"
+RUNS = 3
+
+
+def main() -> int:
+    """Publish, start the stack, time RUNS methane jobs; 1 if the machine cannot build images."""
+    if missing := daemon.missing_prerequisites():
+        print("cannot build images here: " + "; ".join(missing), file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-nmr-job-") as scratch:
+        cache = Path(os.environ.get("IMAGE_TEST_CACHE") or Path(scratch) / "cache")
+        with image_environment(cache) as environment, RegistryServer() as registry:
+            builder = RealBuilder(
+                docker=environment.docker,
+                build_args=environment.build_args,
+                workdir=Path(scratch) / "work",
+                snapshots=SNAPSHOTS,
+            )
+            release = publish(builder, registry.host, TAG)
+            caddy = standins.push_caddy_standin(environment.cache, environment.standin_registry)
+            images = {name: release.reference(name) for name in ("api", "worker")}
+            with compose_stack(
+                environment.docker,
+                Path(scratch),
+                release.version,
+                images | {"caddy": caddy},
+                worker_environment=WORKER_SETTINGS[TAG],
+            ) as stack:
+                wait_healthy(environment.docker, stack.container("api"))
+                wait_for_log(
+                    environment.docker, stack.container("worker"), WORKER_STARTED, HEALTHY_TIMEOUT
+                )
+                for run in range(1, RUNS + 1):
+                    started = time.monotonic()
+                    job = run_job(stack, METHANE)
+                    code, _ = stack.request(f"/api/v1/jobs/{job.job_id}/results")
+                    seconds = time.monotonic() - started
+                    print(
+                        f"run {run}: methane ({METHANE['preset']}, {METHANE['solvent']}) "
+                        f"{job.status['status']}, results HTTP {code} after {seconds:.1f} s"
+                    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""A release rehearsed with real images: ``Pipeline.publish`` through the real-build engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+import dagger
+import pytest
+from dagger import dag
+from pipeline.main import Pipeline
+from pipeline.registry import RegistryClient
+from standin import StandInEngine
+
+from images.engine_builds import RealBuilder
+
+OWNER = "steinbeck"
+SOURCE = f"https://github.com/{OWNER}/qm-nmr-calc"
+TOKEN_ID = "secret-release-token"
+TOKEN = "ghp_realBuildStandInTokenNeverPrinted0123"
+SNAPSHOTS = {"v2.4.0": "v2.4.0", "v2.3.7": "v2.4.0", "v2.8.0": "v2.8"}
+"""Release tag -> the upstream snapshot built for it. Upstream has no v2.3.7 (a backport built
+from the same sources) and tagged v2.8 without a patch number (released here as v2.8.0)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release the rehearsal published: registry, references, engine and image digests."""
+
+    registry: str
+    version: str
+    references: list[str]
+    digests: dict[str, str]
+    engine: StandInEngine
+
+    def reference(self, image: str) -> str:
+        """Where a user pulls ``image`` of this release, by its version tag."""
+        return f"{self.registry}/{OWNER}/qm-nmr-calc-{image}:{self.version}"
+
+
+def publish(builder: RealBuilder, registry: str, tag: str) -> Release:
+    """``dagger call publish --tag TAG --username bot --password env:TOKEN``, built for real."""
+    engine = StandInEngine(registry, secrets={TOKEN_ID: TOKEN}, real=builder)
+
+    async def call() -> str:
+        pipeline = Pipeline(source=dag.directory(), registry=registry, owner=OWNER)
+        secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+        return await pipeline.publish(tag, username="bot", password=secret)
+
+    with pytest.MonkeyPatch.context() as patch:
+        engine.install(patch)
+        output = anyio.run(call)
+    version = tag.removeprefix("v")
+    digests = {
+        image: tag_digests(registry, f"{OWNER}/qm-nmr-calc-{image}")[version]
+        for image in ("api", "worker")
+    }
+    return Release(registry, version, output.splitlines(), digests, engine)
+
+
+def tag_digests(registry: str, repository: str) -> dict[str, str]:
+    """Every tag of ``repository`` and the digest it resolves to."""
+
+    async def read() -> dict[str, str]:
+        async with RegistryClient(registry) as client:
+            return {
+                tag: (await client.get_manifest(repository, tag)).digest
+                for tag in await client.list_tags(repository)
+            }
+
+    return anyio.run(read)
