@@ -12,7 +12,6 @@ Needs what the image tests need (root, docker.io, mmdebstrap, QEMU, docker-compo
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -20,56 +19,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from images import daemon, standins
-from images.engine_builds import RealBuilder
-from images.environment import image_environment
+from images import standins
 from images.probes import HEALTHY_TIMEOUT, wait_for_log, wait_healthy
-from images.rehearsal import SNAPSHOTS, publish
+from images.rehearsal import publish, rehearsal
 from images.stack import compose_stack
 from images.test_user_job import METHANE, WORKER_SETTINGS, WORKER_STARTED, run_job
-from registry_server import RegistryServer
 
 TAG = "v2.8.0"
 RUNS = 3
 
 
 def main() -> int:
-    """Publish, start the stack, time RUNS methane jobs; 1 if the machine cannot build images."""
-    if missing := daemon.missing_prerequisites():
-        print("cannot build images here: " + "; ".join(missing), file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory(prefix="bench-nmr-job-") as scratch:
-        cache = Path(os.environ.get("IMAGE_TEST_CACHE") or Path(scratch) / "cache")
-        with image_environment(cache) as environment, RegistryServer() as registry:
-            builder = RealBuilder(
-                docker=environment.docker,
-                build_args=environment.build_args,
-                workdir=Path(scratch) / "work",
-                snapshots=SNAPSHOTS,
-            )
-            release = publish(builder, registry.host, TAG)
-            caddy = standins.push_caddy_standin(environment.cache, environment.standin_registry)
-            images = {name: release.reference(name) for name in ("api", "worker")}
-            with compose_stack(
-                environment.docker,
-                Path(scratch),
-                release.version,
-                images | {"caddy": caddy},
-                worker_environment=WORKER_SETTINGS[TAG],
-            ) as stack:
-                wait_healthy(environment.docker, stack.container("api"))
-                wait_for_log(
-                    environment.docker, stack.container("worker"), WORKER_STARTED, HEALTHY_TIMEOUT
+    """Publish, start the stack and time RUNS methane jobs."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-nmr-job-") as scratch,
+        rehearsal(Path(scratch)) as ready,
+    ):
+        environment = ready.environment
+        release = publish(ready.builder, ready.registry, TAG)
+        caddy = standins.push_caddy_standin(environment.cache, environment.standin_registry)
+        images = {name: release.reference(name) for name in ("api", "worker")}
+        with compose_stack(
+            environment.docker,
+            Path(scratch),
+            release.version,
+            images | {"caddy": caddy},
+            worker_environment=WORKER_SETTINGS[TAG],
+        ) as stack:
+            wait_healthy(environment.docker, stack.container("api"))
+            worker = stack.container("worker")
+            wait_for_log(environment.docker, worker, WORKER_STARTED, HEALTHY_TIMEOUT)
+            for run in range(1, RUNS + 1):
+                started = time.monotonic()
+                job = run_job(stack, METHANE)
+                code, _ = stack.request(f"/api/v1/jobs/{job.job_id}/results")
+                seconds = time.monotonic() - started
+                print(
+                    f"run {run}: methane ({METHANE['preset']}, {METHANE['solvent']}) "
+                    f"{job.status['status']}, results HTTP {code} after {seconds:.1f} s"
                 )
-                for run in range(1, RUNS + 1):
-                    started = time.monotonic()
-                    job = run_job(stack, METHANE)
-                    code, _ = stack.request(f"/api/v1/jobs/{job.job_id}/results")
-                    seconds = time.monotonic() - started
-                    print(
-                        f"run {run}: methane ({METHANE['preset']}, {METHANE['solvent']}) "
-                        f"{job.status['status']}, results HTTP {code} after {seconds:.1f} s"
-                    )
     return 0
 
 

@@ -12,7 +12,6 @@ Needs what the image tests need (root, docker.io, mmdebstrap, QEMU, docker-compo
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -20,33 +19,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from images import daemon
-from images.engine_builds import RealBuilder
-from images.environment import image_environment
-from images.rehearsal import SNAPSHOTS, publish
-from registry_server import RegistryServer
+from images.rehearsal import publish, rehearsal
 
 TAG = "v2.4.0"
 TARGET = 1.2
 
 
 def main() -> int:
-    """Run one release and print the figures; 1 if the machine cannot build images."""
-    if missing := daemon.missing_prerequisites():
-        print("cannot build images here: " + "; ".join(missing), file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory(prefix="bench-release-") as scratch:
-        cache = Path(os.environ.get("IMAGE_TEST_CACHE") or Path(scratch) / "cache")
-        with image_environment(cache) as environment, RegistryServer() as registry:
-            builder = RealBuilder(
-                docker=environment.docker,
-                build_args=environment.build_args,
-                workdir=Path(scratch) / "work",
-                snapshots=SNAPSHOTS,
-            )
-            started = time.perf_counter()
-            publish(builder, registry.host, TAG)
-            wall = time.perf_counter() - started
+    """Run one release and print the figures."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-release-") as scratch,
+        rehearsal(Path(scratch)) as ready,
+    ):
+        started = time.perf_counter()
+        publish(ready.builder, ready.registry, TAG)
+        wall = time.perf_counter() - started
+        builder = ready.builder
     slowest = max(builder.build_seconds.values())
     for image, seconds in sorted(builder.build_seconds.items()):
         print(f"build {image:40} {seconds:7.1f} s")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import dagger
@@ -10,9 +15,12 @@ import pytest
 from dagger import dag
 from pipeline.main import Pipeline
 from pipeline.registry import RegistryClient
+from registry_server import RegistryServer
 from standin import StandInEngine
 
+from images import daemon
 from images.engine_builds import RealBuilder
+from images.environment import ImageEnvironment, image_environment
 
 OWNER = "steinbeck"
 SOURCE = f"https://github.com/{OWNER}/qm-nmr-calc"
@@ -69,3 +77,32 @@ def tag_digests(registry: str, repository: str) -> dict[str, str]:
             }
 
     return anyio.run(read)
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What a benchmark needs to rehearse releases: daemon, real builder, empty registry."""
+
+    environment: ImageEnvironment
+    builder: RealBuilder
+    registry: str
+
+
+@contextmanager
+def rehearsal(scratch: Path) -> Iterator[Rehearsal]:
+    """Everything for a rehearsed release, under ``scratch``; exits 1 if the machine cannot.
+
+    ``IMAGE_TEST_CACHE=DIR`` keeps the stand-in root filesystems between runs.
+    """
+    if missing := daemon.missing_prerequisites():
+        print("cannot build images here: " + "; ".join(missing), file=sys.stderr)
+        raise SystemExit(1)
+    cache = Path(os.environ.get("IMAGE_TEST_CACHE") or scratch / "cache")
+    with image_environment(cache) as environment, RegistryServer() as registry:
+        builder = RealBuilder(
+            docker=environment.docker,
+            build_args=environment.build_args,
+            workdir=scratch / "work",
+            snapshots=SNAPSHOTS,
+        )
+        yield Rehearsal(environment, builder, registry.host)
