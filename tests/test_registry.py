@@ -520,3 +520,47 @@ def test_split_reference() -> None:
     for bad in bad_references:
         with pytest.raises(ValueError, match="accepted"):
             split_reference(bad)
+
+
+async def test_a_read_answered_5xx_is_sent_again_and_a_write_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registry under concurrent writes can fail a read of a tag being written (distribution
+    answers 500 UNKNOWN): reads are repeated a few times; writes never are."""
+    monkeypatch.setattr("pipeline.registry.READ_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    raw = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
+    answers = {"GET": [500, 503, 200], "PUT": [500, 201]}
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        status = answers[request.method].pop(0)
+        if request.method == "GET" and status == 200:
+            media = "application/vnd.oci.image.manifest.v1+json"
+            return httpx.Response(200, content=raw, headers={"Content-Type": media})
+        return httpx.Response(status, json={"errors": [{"code": "UNKNOWN", "message": "x"}]})
+
+    async with RegistryClient("127.0.0.1:1", transport=httpx.MockTransport(handler)) as client:
+        manifest = await client.get_manifest("a/b", "1.0.0")
+        assert manifest.raw == raw
+        with pytest.raises(RegistryError, match="500"):
+            await client.put_manifest(
+                "a/b", "1.0.0", raw, "application/vnd.oci.image.manifest.v1+json"
+            )
+    assert seen == ["GET", "GET", "GET", "PUT"]
+
+
+async def test_a_read_that_keeps_failing_fails_after_the_last_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pipeline.registry.READ_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        return httpx.Response(500, json={"errors": [{"code": "UNKNOWN", "message": "x"}]})
+
+    async with RegistryClient("127.0.0.1:1", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RegistryError, match="500"):
+            await client.get_manifest("a/b", "1.0.0")
+    assert len(calls) == 4

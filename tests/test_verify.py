@@ -23,7 +23,7 @@ from pipeline.main import Pipeline
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from pipeline.release import finish_image
+from pipeline.release import FinishedImage, finish_image
 from pipeline.verify import (
     ImageReport,
     VerificationError,
@@ -487,19 +487,32 @@ async def test_verification_plan_follows_the_registry(
     assert report.ok, report.render()
 
 
-async def test_a_fresh_plan_of_an_older_release_does_not_verify(
+async def test_a_floating_tag_a_higher_release_took_is_not_a_mismatch(
     registry: RegistryServer, owner: str
 ) -> None:
-    """Why verification_plan exists: a first-release plan of 2.4.0 expects latest there."""
+    """A release verified after a higher one moved latest: latest is the higher one's now."""
     async with RegistryClient(registry.host) as client:
-        pushed_old = await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        await push_release(client, plan_for(registry, owner, "v2.4.0"))
         newer = plan_for(registry, owner, "v2.5.0", existing_tags={"api": ["2.4.0"]})
-        pushed_new = await push_release(client, newer)
+        await push_release(client, newer)
+        report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
+
+    assert report.ok, report.mismatches
+
+
+async def test_a_floating_tag_a_lower_release_took_is_a_mismatch(
+    registry: RegistryServer, owner: str
+) -> None:
+    """latest moved backwards (2.3.9 pushed it after 2.4.0): that is never legitimate."""
+    async with RegistryClient(registry.host) as client:
+        pushed_new = await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        older = plan_for(registry, owner, "v2.3.9")  # planned as if nothing were published
+        pushed_old = await push_release(client, older)
         report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
 
     for name in ("api", "worker"):
         text = (
-            f"tag latest is at {pushed_new[name].digest}, not {pushed_old[name].digest} "
+            f"tag latest is at {pushed_old[name].digest}, not {pushed_new[name].digest} "
             "(the version tag's digest)"
         )
         assert f"{name}: {text}" in report.mismatches, report.mismatches
@@ -766,7 +779,7 @@ async def test_publish_fails_when_the_floating_tags_did_not_move(
 ) -> None:
     async def finish_version_tag_only(
         client: RegistryClient, image: ImagePlan, pushed_digest: str
-    ) -> list[str]:
+    ) -> FinishedImage:
         """``finish_image`` that forgets to move the floating tags."""
         only = replace(image, decision=replace(image.decision, floating=()))
         return await finish_image(client, only, pushed_digest)

@@ -46,6 +46,10 @@ REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
 REHEARSAL_PORT = 5000
 
+SETTLE_CHECKS = 3
+SETTLE_SECONDS = 1.0
+"""How often, and how far apart, a failed final verification is repeated before it counts."""
+
 SOURCE_IGNORE = [
     ".git",
     ".venv",
@@ -438,12 +442,35 @@ async def release_images(
             for image in release.images
         }
     )
-    references = [reference for image in release.images for reference in finished[image.name]]
+    references = [ref for image in release.images for ref in finished[image.name].references]
+    for image in release.images:
+        for note in finished[image.name].notes:
+            progress(f"{image.name}: {note}")
     for reference in references:
         progress(f"published {reference}")
-    final_digests = {name: digest_of(refs[0]) for name, refs in finished.items()}
-    raise_unless_ok(await verify_release(client, release, expected_digests=final_digests))
+    # Verified against the plan, not against what finishing reports: a floating tag that a
+    # concurrent, higher release took is recognised by the verification itself.
+    final_digests = {name: image.digest for name, image in finished.items()}
+    raise_unless_ok(await settled_verification(client, release, final_digests))
     return references
+
+
+async def settled_verification(
+    client: RegistryClient, release: ReleasePlan, digests: Mapping[str, str]
+) -> VerifyReport:
+    """Verify the release; on a mismatch, check again a few times before reporting it.
+
+    A concurrent, older release can overwrite a floating tag just before it reads the tag back
+    and puts it back: a moment in which this release's tags look wrong without being so.
+    """
+    report = await verify_release(client, release, expected_digests=digests)
+    for _attempt in range(SETTLE_CHECKS):
+        if report.ok:
+            break
+        progress(f"verification found mismatches; checking again in {SETTLE_SECONDS} s")
+        await anyio.sleep(SETTLE_SECONDS)
+        report = await verify_release(client, release, expected_digests=digests)
+    return report
 
 
 def raise_unless_ok(report: VerifyReport) -> None:

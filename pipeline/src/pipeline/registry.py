@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import anyio
 import httpx
 
 from pipeline.references import is_loopback, normalize_registry
@@ -41,6 +42,9 @@ PUSH = "pull,push"
 """Token scope actions: reading needs ``pull``; writing needs ``pull,push`` (as Docker asks)."""
 
 DEFAULT_TIMEOUT = 30.0
+READ_RETRY_PAUSES = (0.2, 0.5, 1.0)
+"""Seconds to wait before each repeat of a read answered with one of ``RETRIED_STATUSES``."""
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "qm-nmr-calc-pipeline"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """Distribution refuses manifests over 4 MiB; a larger answer is not a manifest."""
@@ -535,11 +539,22 @@ class RegistryClient:
         content: bytes | None = None,
         follow_redirects: bool = False,
     ) -> httpx.Response:
-        """Send one request, answering one auth challenge; a status outside ``ok`` raises."""
+        """Send one request, answering one auth challenge; a status outside ``ok`` raises.
+
+        A read (GET, HEAD) answered 429 or 5xx is sent again a few times, with a growing pause:
+        a registry under concurrent writes can fail a read of a tag that is being written.
+        """
         scope = f"repository:{repository}:{actions}"
         response = await self._send(
             method, url, scope, operation, headers, content, follow_redirects
         )
+        for pause in READ_RETRY_PAUSES if method in ("GET", "HEAD") else ():
+            if response.status_code not in RETRIED_STATUSES or response.status_code in ok:
+                break
+            await anyio.sleep(pause)
+            response = await self._send(
+                method, url, scope, operation, headers, content, follow_redirects
+            )
         if response.status_code == 401:
             await self._answer_challenge(response, scope, operation)
             response = await self._send(

@@ -16,6 +16,7 @@ import anyio
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
+from pipeline.versions import LATEST, published_versions
 
 
 class VerificationError(RuntimeError):
@@ -110,12 +111,36 @@ async def check_tags(
             f"but publish pushed {expected_digest}"
         )
     for tag, manifest in resolved.items():
-        if manifest.digest != version.digest:
-            mismatches.append(
-                f"tag {tag} is at {manifest.digest}, not {version.digest} "
-                "(the version tag's digest)"
-            )
+        if manifest.digest == version.digest:
+            continue
+        if tag != image.decision.version_tag and await held_by_higher_release(
+            client, path, image, tag, manifest.digest
+        ):
+            continue  # a concurrent, higher release took it: not this release's tag any more
+        mismatches.append(
+            f"tag {tag} is at {manifest.digest}, not {version.digest} (the version tag's digest)"
+        )
     return version, mismatches
+
+
+async def held_by_higher_release(
+    client: RegistryClient, path: str, image: ImagePlan, tag: str, digest: str
+) -> bool:
+    """Whether floating ``tag`` holds ``digest`` because a higher release in its scope owns it."""
+    version = image.decision.version
+    published = published_versions(await client.list_tags(path))
+    scope = [
+        other
+        for other in published
+        if other > version
+        and other.prerelease is None
+        and (tag == LATEST or (other.major, other.minor) == (version.major, version.minor))
+    ]
+    for other in scope:
+        owner = await client.get_manifest_or_none(path, str(other))
+        if owner is not None and owner.digest == digest:
+            return True
+    return False
 
 
 async def check_platforms(
