@@ -80,6 +80,15 @@ def docker(environment: ImageEnvironment) -> daemon.Docker:
 
 
 @pytest.fixture(scope="session")
+def bridge_network(docker: daemon.Docker) -> Iterator[str]:
+    """A bridge network for containers whose ports are published on loopback; removed after."""
+    name = "image-tests-" + secrets.token_hex(4)
+    docker.run("network", "create", "--driver=bridge", name)
+    yield name
+    docker.run("network", "rm", name, check=False)
+
+
+@pytest.fixture(scope="session")
 def build_args(environment: ImageEnvironment) -> dict[str, str]:
     """Every build argument that points a build at a stand-in instead of the real input."""
     return environment.build_args

@@ -1,8 +1,9 @@
 """A private Docker daemon (BuildKit) and QEMU's arm64 emulation, for the image tests.
 
 Debian's ``docker.io`` (20.10, BuildKit built in) runs here as root with its own data, exec root
-and socket, and without touching the host's network (no bridge, no iptables); every build and
-container uses ``--network host``. Debian's own client ``/usr/bin/docker`` is used with
+and socket, and without touching the host's network (no default bridge, no iptables): builds use
+``--network host``; a container whose port a test reaches joins a bridge network of the test's
+own and publishes it on a loopback port only. Debian's own client ``/usr/bin/docker`` is used with
 ``DOCKER_BUILDKIT=1``: a newer CLI elsewhere on PATH may insist on the buildx plugin.
 
 Both context managers undo exactly what they did, and only that: the daemon is stopped by its

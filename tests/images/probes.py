@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry_server import free_port
 
 from images.daemon import Docker
 
 API_PORT = 8000
-"""The api image's own CMD serves here; the tests run it unchanged (host networking)."""
+"""The api image's own CMD serves here; the tests publish it on a loopback port only."""
 HEALTHY_TIMEOUT = 240.0
 """Seconds until the HEALTHCHECK reports healthy; arm64 runs under QEMU, several times slower."""
 HTTP_TIMEOUT = 30.0
@@ -44,20 +46,14 @@ def slow_sleep(directory: Path) -> list[str]:
     return [f"--volume={shim}:{SHIM_DIR}:ro", f"--env=PATH={SHIM_DIR}:{IMAGE_PATH}"]
 
 
-def http_get(path: str) -> tuple[int, str, bytes]:
-    """GET ``path`` from the API on loopback: (status, content type, body)."""
-    url = f"http://127.0.0.1:{API_PORT}{path}"
+def http_get(port: int, path: str) -> tuple[int, str, bytes]:
+    """GET ``path`` from the API published on loopback ``port``: (status, content type, body)."""
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
             return response.status, response.headers.get("content-type", ""), response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("content-type", ""), error.read()
-
-
-def port_is_free(port: int) -> bool:
-    """Whether nothing listens on 127.0.0.1:``port``."""
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_healthy(docker: Docker, container: str, timeout: float = HEALTHY_TIMEOUT) -> str:
@@ -74,12 +70,33 @@ def wait_healthy(docker: Docker, container: str, timeout: float = HEALTHY_TIMEOU
 
 @contextmanager
 def running(docker: Docker, *arguments: str) -> Iterator[str]:
-    """``docker run --detach ARGUMENTS``; the container is removed afterwards."""
-    container = docker.run("run", "--detach", "--network=host", *arguments).stdout.strip()
+    """``docker run --detach ARGUMENTS`` (which name its network); removed afterwards."""
+    container = docker.run("run", "--detach", *arguments).stdout.strip()
     try:
         yield container
     finally:
         docker.run("rm", "--force", "--volumes", container, check=False)
+
+
+@dataclass(frozen=True)
+class ServedApi:
+    """An api container and the loopback port its port 8000 is published on."""
+
+    container: str
+    port: int
+
+    def get(self, path: str) -> tuple[int, str, bytes]:
+        """GET ``path`` from it, as a browser on this machine would."""
+        return http_get(self.port, path)
+
+
+@contextmanager
+def serving_api(docker: Docker, network: str, *arguments: str) -> Iterator[ServedApi]:
+    """The api image's own CMD on a bridge network, reachable on a free loopback port only."""
+    port = free_port()
+    publish = f"--publish=127.0.0.1:{port}:{API_PORT}"
+    with running(docker, f"--network={network}", publish, *arguments) as container:
+        yield ServedApi(container, port)
 
 
 def logs(docker: Docker, container: str) -> str:

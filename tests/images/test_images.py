@@ -19,15 +19,13 @@ from images.builds import UPSTREAM_TAGS
 from images.conftest import BuildImage
 from images.daemon import DaemonError, Docker
 from images.probes import (
-    API_PORT,
     HEALTHY_TIMEOUT,
     NATIVE_PLATFORM,
     QMNMR_UID,
     config_of,
-    http_get,
     logs,
-    port_is_free,
     running,
+    serving_api,
     slow_sleep,
     wait_for_log,
     wait_healthy,
@@ -75,7 +73,12 @@ WORKER_PLATFORMS = find_image("worker").platforms
 @pytest.mark.parametrize("tag", UPSTREAM_TAGS)
 @pytest.mark.parametrize("platform", API_PLATFORMS)
 def test_api_serves_what_a_user_asks_for(
-    docker: Docker, build_image: BuildImage, platform: str, tag: str, volume: str
+    docker: Docker,
+    build_image: BuildImage,
+    bridge_network: str,
+    platform: str,
+    tag: str,
+    volume: str,
 ) -> None:
     image = build_image("Dockerfile.api", platform, tag).tag
     architecture = docker.inspect("{{.Os}}/{{.Architecture}}", image)
@@ -84,21 +87,23 @@ def test_api_serves_what_a_user_asks_for(
     assert config["User"] == f"{QMNMR_UID}:{QMNMR_UID}"
     assert not any(label.startswith("org.opencontainers") for label in config["Labels"] or {})
 
-    assert port_is_free(API_PORT), f"something else listens on port {API_PORT}"
     # The image's own CMD and HEALTHCHECK, probed more often than every 30 s; a new volume at
     # /app/data as compose mounts it.
-    with running(docker, "--health-interval=2s", f"--volume={volume}:/app/data", image) as api:
+    with serving_api(
+        docker, bridge_network, "--health-interval=2s", f"--volume={volume}:/app/data", image
+    ) as served:
+        api = served.container
         status = wait_healthy(docker, api)
         assert status == "running healthy", f"{status}\n{logs(docker, api)}"
         for path, content_type in API_PAGES.items():
-            code, served_type, body = http_get(path)
+            code, served_type, body = served.get(path)
             if known_bug := UPSTREAM_BUGS.get((tag, path)):
                 assert code == 500, f"GET {path}: {code}; upstream bug fixed? {known_bug}"
                 assert known_bug in wait_for_log(docker, api, known_bug)
                 continue
             assert code == 200, f"GET {path}: {code} {body[:300]!r}\n{logs(docker, api)}"
             assert served_type.startswith(content_type), (path, served_type)
-        code, _, body = http_get("/health/ready")
+        code, _, body = served.get("/health/ready")
         assert json.loads(body)["checks"]["data_directory"] == "ok"
         uid_line = docker.run("exec", api, "grep", "^Uid:", "/proc/1/status").stdout
         assert uid_line.split()[1:3] == [str(QMNMR_UID)] * 2, uid_line
@@ -171,11 +176,10 @@ def test_worker_consumes_the_queue_on_the_shared_volume(
     (platform,) = WORKER_PLATFORMS
     api_image = build_image("Dockerfile.api", "linux/amd64", tag).tag
     worker_image = build_image("Dockerfile.worker", platform, tag).tag
-    assert port_is_free(API_PORT), f"something else listens on port {API_PORT}"
     data = f"--volume={volume}:/app/data"
     with (
-        running(docker, "--health-interval=2s", data, api_image) as api,
-        running(docker, "--shm-size=256m", data, worker_image) as worker,
+        running(docker, "--network=none", "--health-interval=2s", data, api_image) as api,
+        running(docker, "--network=none", "--shm-size=256m", data, worker_image) as worker,
     ):
         assert wait_healthy(docker, api) == "running healthy", logs(docker, api)
         worker_log = wait_for_log(docker, worker, WORKER_STARTED, HEALTHY_TIMEOUT)

@@ -23,14 +23,11 @@ from pipeline.registry import RegistryClient
 from images.engine_builds import RealBuilder, StandInRefusedError, upstream_commits
 from images.environment import ImageEnvironment
 from images.probes import (
-    API_PORT,
     HEALTHY_TIMEOUT,
     QMNMR_UID,
     config_of,
-    http_get,
     logs,
-    port_is_free,
-    running,
+    serving_api,
     wait_for_log,
     wait_healthy,
 )
@@ -74,7 +71,7 @@ def test_every_variant_is_built_for_real_and_every_tag_published(release: Releas
 
 @pytest.mark.parametrize("platform", find_image("api").platforms)
 def test_a_user_pulls_the_api_by_tag_and_runs_it(
-    release: Release, environment: ImageEnvironment, platform: str
+    release: Release, environment: ImageEnvironment, bridge_network: str, platform: str
 ) -> None:
     docker = environment.docker
     reference = release.reference("api")
@@ -89,11 +86,10 @@ def test_a_user_pulls_the_api_by_tag_and_runs_it(
         # the commit's time, as the plan writes it (in UTC)
         created = datetime.fromisoformat(labels["org.opencontainers.image.created"])
         assert created == datetime.fromisoformat(commit_time)
-        assert port_is_free(API_PORT)
-        with running(docker, "--health-interval=2s", reference) as api:
-            status = wait_healthy(docker, api)
-            assert status == "running healthy", f"{platform}: {status}\n{logs(docker, api)}"
-            code, _, body = http_get("/health")
+        with serving_api(docker, bridge_network, "--health-interval=2s", reference) as served:
+            status = wait_healthy(docker, served.container)
+            assert status == "running healthy", f"{platform}: {logs(docker, served.container)}"
+            code, _, body = served.get("/health")
             assert (code, body) == (200, b'{"status":"alive"}')
     finally:
         docker.run("rmi", reference, check=False)
