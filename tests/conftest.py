@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backend and real OCI registries on loopback."""
+"""Shared fixtures: the anyio backend, real OCI registries on loopback, and recorded spans."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from registry_server import RegistryServer
 
 REGISTRY_USER = "releaser"
@@ -36,3 +40,21 @@ def auth_registry() -> Iterator[RegistryServer]:
 def owner() -> str:
     """A unique lowercase owner per test, so tests never share a repository."""
     return "t" + secrets.token_hex(6)
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Every OpenTelemetry span the pipeline ends, as the Dagger TUI would receive them."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # once per process: OpenTelemetry allows no second
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The span exporter, emptied before and after the test."""
+    span_exporter.clear()
+    yield span_exporter
+    span_exporter.clear()

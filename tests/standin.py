@@ -6,6 +6,15 @@ stand-in answers those leaves from the recorded chains: a build "succeeds" after
 fails, for chosen platforms), and a publish pushes a small synthetic image, carrying the
 platforms and labels recorded in its variant chains, into a REAL registry.
 
+Where the v0.21 engine's behaviour is known (``shared/reference/dagger-0.21.md``) the stand-in
+does the same, and refuses what it cannot answer faithfully:
+- a publish goes over plain HTTP only to ``localhost`` or a loopback IP; with ``registry_service``
+  the reference's host is aliased to that service, so only ``localhost:PORT`` reaches it;
+- it pushes with the credentials ``with_registry_auth`` gave for the reference's host, or none;
+- a non-empty receiver is one more platform variant, and two variants of one platform fail;
+- ``GitRepository.tag`` fails for a tag the upstream repository lacks;
+- ``stdout`` answers only the commit-time command, exactly as the module must run it.
+
 Given a ``real`` builder (``tests/images/engine_builds.py``, where a BuildKit daemon runs), the
 same leaves are answered with real work instead: every variant is built by ``docker build`` from
 the context its chain describes, and a publish pushes those images as the engine does.
@@ -14,10 +23,13 @@ the context its chain describes, and a publish pushes those images as the engine
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import json
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +39,8 @@ import pytest
 from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
 from oci_images import push_image
-from pipeline.registry import RegistryClient
+from pipeline.concurrency import ConcurrentStepsError, gather
+from pipeline.registry import RegistryClient, RegistryError
 
 if TYPE_CHECKING:
     from images.engine_builds import RealBuilder
@@ -35,6 +48,36 @@ if TYPE_CHECKING:
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+COMMIT_TIME_COMMAND = ["git", "show", "-s", "--format=%cI"]
+SERVICE_DOMAIN = "standin.internal"
+"""Service endpoints are names in this domain (as the engine's session domain), resolved to
+127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
+
+
+def engine_error(message: str) -> dagger.QueryError:
+    """The error an engine query fails with."""
+    return dagger.QueryError(
+        [QueryErrorValue(message)],
+        SimpleNamespace(document=None),  # type: ignore[arg-type]
+    )
+
+
+def plain_http_allowed(host: str) -> bool:
+    """Whether the engine would push to ``host`` (``name[:port]``) over plain HTTP.
+
+    As containerd's ``MatchLocalhost``, which the engine's registry hosts use: ``localhost``
+    or a loopback IP address.
+    """
+    if host.startswith("["):
+        name = host[1 : host.index("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -60,6 +103,10 @@ class StandInEngine:
     revision: str = REVISION
     created: str = CREATED
     secrets: Mapping[str, str] = field(default_factory=dict)
+    upstream_tags: frozenset[str] | None = None
+    """Tags the upstream repository has; None: every tag asked for exists."""
+    failing_pushes: frozenset[str] = frozenset()
+    """Repository names (``qm-nmr-calc-worker``) whose push fails."""
     real: RealBuilder | None = None
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
@@ -76,6 +123,15 @@ class StandInEngine:
             return await engine.execute(list(ctx.selections))
 
         monkeypatch.setattr(Context, "execute", execute)
+        resolve = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            name = host.decode() if isinstance(host, bytes) else host  # anyio passes IDNA bytes
+            if isinstance(name, str) and name.endswith("." + SERVICE_DOMAIN):
+                host = "127.0.0.1"
+            return resolve(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
     def expand(self, chain: list[Field]) -> list[Field]:
         """A chain with a leading ``node(id:)`` replaced by the chain that id stands for."""
@@ -102,10 +158,11 @@ class StandInEngine:
             "stdout": self._stdout,
             "plaintext": self._plaintext,
             "publish": self._publish,
-            # A service (rehearse's throwaway registry) is the test registry itself.
+            # A service (rehearse's throwaway registry) is the test registry itself, reached
+            # by a name in the session domain.
             "start": lambda _leaf, chain: self.new_id(chain),
             "stop": lambda _leaf, chain: self.new_id(chain),
-            "endpoint": lambda _leaf, _chain: self.registry,
+            "endpoint": self._endpoint,
         }
         if leaf.name not in handlers:
             raise NotImplementedError(f"the stand-in engine does not answer {leaf.name!r}")
@@ -135,10 +192,7 @@ class StandInEngine:
         if key not in self._built:
             await anyio.sleep(self.build_seconds)
             if variant.platform in self.failing_platforms:
-                raise dagger.QueryError(
-                    [QueryErrorValue(f"process did not complete: {variant.platform}")],
-                    SimpleNamespace(document=None),  # type: ignore[arg-type]
-                )
+                raise engine_error(f"process did not complete: {variant.platform}")
             if self.real is not None:
                 name = f"{next(self._counter)}-{variant.platform.replace('/', '-')}"
                 image = await anyio.to_thread.run_sync(
@@ -150,12 +204,42 @@ class StandInEngine:
         return self._built[key]
 
     def _commit(self, _leaf: Field, chain: list[Field]) -> str:
-        """``GitRef.commit``: the fixed revision, or the real snapshot's commit."""
+        """``GitRef.commit``: the fixed revision, or the real snapshot's commit.
+
+        Fails as the engine does for a tag the upstream repository lacks.
+        """
+        tags = [step.args["name"] for step in chain if step.name == "tag"]
+        if tags and self.upstream_tags is not None and tags[-1] not in self.upstream_tags:
+            url = next(step.args["url"] for step in chain if step.name == "git")
+            raise engine_error(f"git ref refs/tags/{tags[-1]} not found in {url}")
         return self.real.commit(chain) if self.real is not None else self.revision
 
     def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
-        """``stdout`` of the commit-time command: fixed, or the real snapshot's commit time."""
+        """``stdout`` of the commit-time command: fixed, or the real snapshot's commit time.
+
+        Any other command is refused: the stand-in does not guess what it would print.
+        """
+        execs = [step.args["args"] for step in chain if step.name == "withExec"]
+        revision = self._commit(Field("GitRef", "commit", {}), self._git_ref(chain))
+        if execs != [[*COMMIT_TIME_COMMAND, revision]]:
+            raise NotImplementedError(f"the stand-in answers no stdout for {execs}")
         return self.real.commit_time(chain) if self.real is not None else self.created + "\n"
+
+    def _git_ref(self, chain: list[Field]) -> list[Field]:
+        """The ``git(url).tag(...)``/``head()`` chain of the directory mounted in ``chain``."""
+        for step in chain:
+            if step.name == "withMountedDirectory":
+                source = self.expand(list(step.args["source"]._ctx.selections))
+                tree = [i for i, field in enumerate(source) if field.name == "tree"]
+                if tree and not source[tree[-1]].args.get("discardGitDir", False):
+                    return source[: tree[-1]]
+                raise NotImplementedError("git needs the tree mounted with its .git directory")
+        raise NotImplementedError("no git tree mounted for the command")
+
+    def _endpoint(self, leaf: Field, _chain: list[Field]) -> str:
+        """``Service.endpoint``: a name in the session domain, never ``localhost``."""
+        port = self.registry.rsplit(":", 1)[1]
+        return f"registry-{next(self._counter)}.{SERVICE_DOMAIN}:{port}"
 
     async def _sync(self, _leaf: Field, chain: list[Field]) -> str:
         """``Container.sync``: build, then return an id for the built container."""
@@ -169,23 +253,65 @@ class StandInEngine:
             raise AssertionError(f"secret not loaded by id: {loaded.name}")
         return self.secrets[str(loaded.args["id"])]
 
-    async def _publish(self, leaf: Field, _chain: list[Field]) -> str:
+    async def _publish(self, leaf: Field, chain: list[Field]) -> str:
         """``Container.publish``: push a real image for the variants into the registry."""
         address = leaf.args["address"]
-        containers = leaf.args.get("platformVariants", [])
-        variants = [await self._build(list(container._ctx.selections)) for container in containers]
-        self.pushes.append((address, variants))
         host_path, tag = address.rsplit(":", 1)
         host, path = host_path.split("/", 1)
-        if host != self.registry:
-            raise AssertionError(f"the stand-in pushes only to {self.registry}, not {host}")
+        target = self._push_target(host, leaf.args.get("registryService"))
+        containers = leaf.args.get("platformVariants", [])
+        receiver = self.expand(chain)
+        if any(step.name not in {"container", "withRegistryAuth"} for step in receiver):
+            raise AssertionError(
+                "a non-empty receiver is published as one more platform variant; publish from "
+                "dag.container() and pass every build in platform_variants"
+            )
+        variants = [await self._build(list(container._ctx.selections)) for container in containers]
+        platforms = [variant.platform for variant in variants]
+        if len(set(platforms)) != len(platforms):
+            raise engine_error(f"duplicate platform in platform variants: {platforms}")
+        self.pushes.append((address, variants))
+        if path.rsplit("/", 1)[-1] in self.failing_pushes:
+            raise engine_error(f"failed to push {address}: unexpected status 502 Bad Gateway")
+        username, password = self._credentials(host, receiver)
         if self.real is not None:
             images = [variant.image for variant in variants]
-            digest = await anyio.to_thread.run_sync(self.real.push, host, path, tag, images)
+            digest = await anyio.to_thread.run_sync(self.real.push, target, path, tag, images)
             return f"{address}@{digest}"
-        async with RegistryClient(host) as client:
-            digest = await push_variants(client, path, tag, variants)
+        async with RegistryClient(target, username=username, password=password) as client:
+            try:
+                digest = await push_variants(client, path, tag, variants)
+            except (RegistryError, ConcurrentStepsError) as error:
+                raise engine_error(f"failed to push {address}: {error}") from error
         return f"{address}@{digest}"
+
+    def _push_target(self, host: str, service: Any) -> str:
+        """Where a push to ``host`` lands, as the engine decides it; refuses what it would not do.
+
+        Plain HTTP only to ``localhost`` or a loopback IP; a bound service takes the host's place.
+        """
+        if not plain_http_allowed(host):
+            raise engine_error(
+                f"failed to push to {host}: http: server gave HTTP response to HTTPS client"
+            )
+        if service is not None:
+            chain = self.expand(list(service._ctx.selections))
+            ports = [str(step.args["port"]) for step in chain if step.name == "withExposedPort"]
+            if host.rsplit(":", 1)[-1] not in ports:
+                raise engine_error(f"failed to push to {host}: connection refused")
+            return self.registry
+        if host != self.registry:
+            raise AssertionError(f"the stand-in pushes only to {self.registry}, not {host}")
+        return host
+
+    def _credentials(self, host: str, receiver: list[Field]) -> tuple[str | None, str | None]:
+        """The user and password ``with_registry_auth`` gave for ``host`` (the last one wins)."""
+        found: tuple[str | None, str | None] = (None, None)
+        for step in receiver:
+            if step.name == "withRegistryAuth" and step.args["address"] == host:
+                secret = self.expand(list(step.args["secret"]._ctx.selections))
+                found = (step.args["username"], self._plaintext(Field("", "", {}), secret))
+        return found
 
 
 async def push_variants(
@@ -209,9 +335,12 @@ async def push_variants(
             "platform": {"architecture": architecture, "os": os_name},
         }
 
-    async with anyio.create_task_group() as group:
-        for position, variant in enumerate(variants):
-            group.start_soon(push_one, position, variant)
+    await gather(
+        {
+            position: partial(push_one, position, variant)
+            for position, variant in enumerate(variants)
+        }
+    )
     if len(manifests) == 1:
         only = manifests[0]
         manifest = await client.get_manifest(repository, str(only["digest"]))

@@ -31,7 +31,7 @@ from pipeline.versions import LATEST, published_versions
 from registry_server import RegistryServer
 from standin import StandInEngine
 
-from pipeline import main, release
+from pipeline import finishing, publishing
 
 pytestmark = pytest.mark.anyio
 
@@ -88,11 +88,11 @@ def install_gates(
     monkeypatch: pytest.MonkeyPatch, engine: StandInEngine, schedule: Schedule
 ) -> None:
     """Put the schedule's gates on the four phases of every publish."""
-    published_tags = Pipeline._published_tags
+    published = Pipeline._published
 
-    async def decide(self: Pipeline, client: RegistryClient) -> dict[str, list[str]]:
+    async def decide(self: Pipeline, client: RegistryClient, tag: str) -> dict[str, Any]:
         await schedule.gate("D")
-        return await published_tags(self, client)
+        return await published(self, client, tag)
 
     push = engine._publish
 
@@ -100,7 +100,7 @@ def install_gates(
         await schedule.gate("P")
         return await push(leaf, chain)
 
-    finish = release.finish_image
+    finish = finishing.finish_image
 
     async def finish_image(client: RegistryClient, image: Any, digest: str) -> Any:
         await schedule.gate("M")
@@ -115,11 +115,11 @@ def install_gates(
             await schedule.gate("W")
         return await put_manifest(self, repository, reference, *args)
 
-    monkeypatch.setattr(Pipeline, "_published_tags", decide)
+    monkeypatch.setattr(Pipeline, "_published", decide)
     monkeypatch.setattr(engine, "_publish", push_version)
-    monkeypatch.setattr(main, "finish_image", finish_image)
+    monkeypatch.setattr(publishing, "finish_image", finish_image)
     monkeypatch.setattr(RegistryClient, "put_manifest", put)
-    monkeypatch.setattr(main, "SETTLE_SECONDS", 0.5)
+    monkeypatch.setattr(publishing, "SETTLE_SECONDS", 0.5)
 
 
 async def publish(registry: str, owner: str, tag: str) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import dagger
 import pytest
 from dagger import dag
+from pipeline.concurrency import ConcurrentStepsError
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.plan import make_plan
 from pipeline.registry import RegistryClient
@@ -23,6 +24,7 @@ TOKEN = "ghp_standInTokenThatMustNeverLeak0123456789"
 TOKEN_ID = "secret-release-token"
 PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64"}}
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+REVISION_LABEL = "org.opencontainers.image.revision"
 
 
 @pytest.fixture
@@ -64,6 +66,13 @@ async def tag_digests(registry_host: str, repository: str) -> dict[str, str]:
             tag: (await client.get_manifest(repository, tag)).digest
             for tag in await client.list_tags(repository)
         }
+
+
+async def index_entries(registry_host: str, repository: str, tag: str) -> list[str]:
+    """The digests of the images an index at ``tag`` lists."""
+    async with RegistryClient(registry_host) as client:
+        index = await client.get_manifest(repository, tag)
+    return [entry["digest"] for entry in index.document["manifests"]]
 
 
 async def platform_labels(registry_host: str, repository: str, tag: str) -> dict[str, Any]:
@@ -202,18 +211,106 @@ async def test_older_release_leaves_latest_on_the_newest(
     assert [ref.split("@")[0].rsplit(":", 1)[1] for ref in references] == ["2.3.7", "2.3"] * 2
 
 
-async def test_published_version_is_refused_unless_overwrite(
+async def test_published_version_of_another_commit_is_refused_unless_overwrite(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
     await publish(registry_host, owner, "v2.4.0")
     pushes = len(engine.pushes)
+    engine.revision = "f" * 40  # the tag was moved upstream: another commit, another release
 
-    with pytest.raises(ReleaseInputError, match="already published"):
+    with pytest.raises(ReleaseInputError, match="already published") as refusal:
         await publish(registry_host, owner, "v2.4.0")
+    assert f"revision {REVISION}" in str(refusal.value)
     assert len(engine.pushes) == pushes
+    assert engine.builds[-1].labels[REVISION_LABEL] == REVISION  # nothing built for it
 
     await publish(registry_host, owner, "v2.4.0", overwrite=True)
     assert len(engine.pushes) == pushes + 2
+
+
+async def test_published_version_without_a_revision_is_refused(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    engine.app_sources = True  # local sources: no commit known, nothing identifies the release
+    await publish(registry_host, owner, "v2.4.0")
+
+    with pytest.raises(ReleaseInputError, match="no revision to compare"):
+        await publish(registry_host, owner, "v2.4.0")
+
+
+async def test_release_stopped_half_way_is_completed_by_running_it_again(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    engine.failing_pushes = frozenset({"qm-nmr-calc-worker"})
+    with pytest.raises(dagger.QueryError, match="failed to push") as failure:
+        await publish(registry_host, owner, "v2.4.0")
+    assert "qm-nmr-calc-worker:2.4.0" in str(failure.value).splitlines()[0]
+    api = await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")
+    assert list(api) == ["2.4.0"]  # pushed, and no floating tag moved
+    assert await tag_digests(registry_host, f"{owner}/qm-nmr-calc-worker") == {}
+    first_images = await index_entries(registry_host, f"{owner}/qm-nmr-calc-api", "2.4.0")
+
+    engine.failing_pushes = frozenset()
+    pushes = len(engine.pushes)
+    plan = await pipeline_for(registry_host, owner).plan("v2.4.0")
+    references = await publish(registry_host, owner, "v2.4.0")
+
+    assert "already holds this release" in plan
+    assert [address for address, _ in engine.pushes[pushes:]] == [
+        f"{registry_host}/{owner}/qm-nmr-calc-worker:2.4.0"
+    ]
+    after = await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")
+    assert sorted(after) == ["2.4", "2.4.0", "latest"]
+    assert len(set(after.values())) == 1
+    # The images pushed by the first run are kept; finishing only annotated their index.
+    assert await index_entries(registry_host, f"{owner}/qm-nmr-calc-api", "latest") == first_images
+    assert len(references) == 6
+
+
+async def test_every_failed_push_is_named_in_the_first_line(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    engine.failing_pushes = frozenset({"qm-nmr-calc-api", "qm-nmr-calc-worker"})
+
+    with pytest.raises(Exception) as failure:  # noqa: PT011 - the message is what is checked
+        await publish(registry_host, owner, "v2.4.0")
+
+    first_line = str(failure.value).splitlines()[0]
+    assert "TaskGroup" not in first_line
+    assert "api: failed to push" in first_line
+    assert "worker: failed to push" in first_line
+    assert not isinstance(failure.value, BaseExceptionGroup)
+
+
+async def test_engine_pushes_with_the_credentials_given_for_the_registry(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
+    engine.install(monkeypatch)
+
+    references = await pipeline_for(auth_registry.host, owner).publish(
+        "v2.4.0", username=auth_registry.username, password=token()
+    )
+
+    assert len(references.splitlines()) == 6
+
+
+async def test_credentials_for_another_host_leave_the_push_anonymous(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
+    engine.install(monkeypatch)
+    with_registry_auth = dagger.Container.with_registry_auth
+
+    def for_ghcr(self: dagger.Container, address: str, *args: Any) -> dagger.Container:
+        return with_registry_auth(self, "ghcr.io", *args)
+
+    monkeypatch.setattr(dagger.Container, "with_registry_auth", for_ghcr)
+
+    with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 unauthorized"):
+        await pipeline_for(auth_registry.host, owner).publish(
+            "v2.4.0", username=auth_registry.username, password=token()
+        )
 
 
 async def test_dry_run_builds_and_pushes_nothing_and_needs_no_credentials(
@@ -296,23 +393,68 @@ async def test_upstream_sources_are_built_at_the_release_tag(
     git = [step for step in steps if step.name == "git"]
     assert {step.args["url"] for step in git} == {f"https://github.com/{owner}/qm-nmr-calc"}
     assert {step.args["name"] for step in steps if step.name == "tag"} == {"v2.4.0"}
-    assert {variant.build_args["SOURCE_DATE_EPOCH"] for variant in engine.builds} == {"1795183380"}
+    # Dagger v0.21's docker_build ignores SOURCE_DATE_EPOCH; the module does not pretend.
+    assert all(variant.build_args == {} for variant in engine.builds)
+
+
+async def test_tag_missing_upstream_fails_before_any_build(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    engine.upstream_tags = frozenset({"v2.4.0"})
+
+    with pytest.raises(ReleaseInputError) as refusal:
+        await publish(registry_host, owner, "v2.4.1")
+
+    message = str(refusal.value)
+    assert message.startswith("tag v2.4.1 cannot be read from ")
+    assert f"https://github.com/{owner}/qm-nmr-calc" in message
+    assert engine.builds == []
+    assert engine.pushes == []
 
 
 async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
-    registry_host: str, owner: str, engine: StandInEngine
+    registry_host: str, owner: str, engine: StandInEngine, registry: RegistryServer
 ) -> None:
     references = await pipeline_for("ghcr.io", owner).rehearse("v2.4.0")
 
-    # The stand-in's service endpoint is the test registry: the rehearsal landed there.
+    # The engine pushes to localhost:5000, which registry_service makes the throwaway registry
+    # (here the stand-in's test registry): plain HTTP, as the engine allows only for localhost.
     assert [ref.split("@")[0] for ref in references.splitlines()] == [
-        f"{registry_host}/{owner}/qm-nmr-calc-{image}:{tag}"
+        f"localhost:5000/{owner}/qm-nmr-calc-{image}:{tag}"
         for image in ("api", "worker")
         for tag in ("2.4.0", "2.4", "latest")
+    ]
+    assert sorted(await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")) == [
+        "2.4",
+        "2.4.0",
+        "latest",
     ]
     steps = [step for chain in engine.queries for step in chain]
     assert not [step for step in steps if step.name in {"withRegistryAuth", "plaintext"}]
     publishes = [step for step in steps if step.name == "publish"]
-    assert publishes
+    assert len(publishes) == 2
     assert all(step.args.get("registryService") is not None for step in publishes)
     assert {step.args["address"] for step in steps if step.name == "from"} >= {"registry:2"}
+    assert engine.queries[-1][-1].name == "stop"
+
+
+async def test_rehearse_stops_its_registry_when_the_release_fails(
+    owner: str, engine: StandInEngine
+) -> None:
+    engine.failing_pushes = frozenset({"qm-nmr-calc-worker"})
+
+    with pytest.raises(dagger.QueryError, match="failed to push"):
+        await pipeline_for("ghcr.io", owner).rehearse("v2.4.0")
+
+    assert engine.queries[-1][-1].name == "stop"
+
+
+async def test_rehearsal_check_releases_the_current_sources(
+    owner: str, engine: StandInEngine, registry_host: str
+) -> None:
+    await pipeline_for("ghcr.io", owner).rehearsal()
+
+    digests = await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api")
+    assert list(digests) == ["0.0.0-rehearsal"]
+    steps = [step for chain in engine.queries for step in chain]
+    assert {step.name for step in steps if step.name in {"tag", "head"}} == {"head"}

@@ -19,11 +19,12 @@ import dagger
 import pytest
 from dagger import dag
 from oci_images import build_index, push_image
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pipeline.finishing import FinishedImage, finish_image
 from pipeline.main import Pipeline
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from pipeline.release import FinishedImage, finish_image
 from pipeline.verify import (
     ImageReport,
     VerificationError,
@@ -741,7 +742,7 @@ async def test_what_publish_pushed_verifies(
     registry: RegistryServer,
     owner: str,
     engine: StandInEngine,
-    capsys: pytest.CaptureFixture[str],
+    spans: InMemorySpanExporter,
 ) -> None:
     references = await publish(registry, owner, TAG)
 
@@ -765,10 +766,11 @@ async def test_what_publish_pushed_verifies(
     assert first_release.ok, first_release.render()
     assert [image.tags for image in plan.images] == [("2.4.0", "2.4", "latest")] * 2
     assert len(references) == 6
-    progress = [line for line in capsys.readouterr().err.splitlines() if "[pipeline]" in line]
+    (verify_step,) = [span for span in spans.get_finished_spans() if span.name == f"verify {TAG}"]
+    report_lines = [event.name for event in verify_step.events]
     for name in ("api", "worker"):
-        assert any(f"{name}: OK" in line for line in progress), progress
-    assert not any("MISMATCH" in line for line in progress), progress
+        assert any(line.startswith(f"{name}: OK") for line in report_lines), report_lines
+    assert not any("MISMATCH" in line for line in report_lines), report_lines
 
 
 async def test_publish_fails_when_the_floating_tags_did_not_move(
@@ -784,7 +786,7 @@ async def test_publish_fails_when_the_floating_tags_did_not_move(
         only = replace(image, decision=replace(image.decision, floating=()))
         return await finish_image(client, only, pushed_digest)
 
-    monkeypatch.setattr("pipeline.main.finish_image", finish_version_tag_only)
+    monkeypatch.setattr("pipeline.publishing.finish_image", finish_version_tag_only)
 
     with pytest.raises(VerificationError, match=r"tag 2\.4 is missing") as failure:
         await publish(registry, owner, TAG)

@@ -132,6 +132,7 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     import anyio
 
+    from pipeline.concurrency import ConcurrentStepsError
     from pipeline.references import normalize_registry
     from pipeline.registry import RegistryClient, RegistryError
     from pipeline.verify import VerifyReport, verification_plan, verify_release
@@ -155,6 +156,11 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         report = anyio.run(verify)
     except RegistryError as error:
+        print(f"cannot verify: {error}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except ConcurrentStepsError as error:
+        if not all(isinstance(cause, RegistryError) for cause in error.failures.values()):
+            raise
         print(f"cannot verify: {error}", file=sys.stderr)
         return EXIT_MISMATCH
     print(report.render(), end="")

@@ -7,12 +7,16 @@ same commit always gives the same labels. What is not known is left out, never i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from pipeline.catalogue import ImageSpec
 from pipeline.references import source_url
+from pipeline.versions import PublishedVersion
 
 PREFIX = "org.opencontainers.image."
+VERSION = PREFIX + "version"
+REVISION = PREFIX + "revision"
 LICENSE = "MIT"
 MAX_DESCRIPTION = 512
 """GHCR shows at most 512 characters of a package description."""
@@ -55,13 +59,6 @@ def normalize_created(created: str) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def commit_epoch(created: str) -> int:
-    """A commit time as seconds since the epoch, for SOURCE_DATE_EPOCH."""
-    return int(
-        datetime.fromisoformat(normalize_created(created).replace("Z", "+00:00")).timestamp()
-    )
-
-
 def image_labels(
     image: ImageSpec,
     *,
@@ -85,9 +82,9 @@ def image_labels(
         PREFIX + "licenses": LICENSE,
     }
     if version is not None:
-        labels[PREFIX + "version"] = version
+        labels[VERSION] = version
     if revision is not None:
-        labels[PREFIX + "revision"] = check_revision(revision)
+        labels[REVISION] = check_revision(revision)
     if created is not None:
         labels[PREFIX + "created"] = normalize_created(created)
     return labels
@@ -96,3 +93,30 @@ def image_labels(
 def index_annotations(labels: dict[str, str]) -> dict[str, str]:
     """The annotations an image index carries, taken from its images' labels."""
     return {key: labels[key] for key in INDEX_ANNOTATION_KEYS if key in labels}
+
+
+def published_version(
+    digest: str, found: Sequence[Mapping[str, str]], planned: Mapping[str, str]
+) -> PublishedVersion:
+    """Whether the image at a release's version tag is this release, by its labels.
+
+    Digests are not reproducible (Dagger v0.21 rebuilds image times on publish), so the same
+    release is the same version and the same commit: every platform's config carries the planned
+    version and revision labels. Without a planned revision nothing identifies the release.
+    """
+    short = digest.removeprefix("sha256:")[:12]
+    if REVISION not in planned:
+        return PublishedVersion(
+            False, f"{short} is there, and this release has no revision to compare it with", digest
+        )
+    wanted = (planned.get(VERSION), planned[REVISION])
+    seen = sorted({(labels.get(VERSION), labels.get(REVISION)) for labels in found}, key=str)
+    if found and seen == [wanted]:
+        return PublishedVersion(
+            True,
+            f"{short} already holds this release, version {wanted[0]} of revision "
+            f"{wanted[1][:12]}: kept, and the release completed",
+            digest,
+        )
+    described = ", ".join(f"version {version} of revision {revision}" for version, revision in seen)
+    return PublishedVersion(False, f"{short} holds {described or 'no labelled image'}", digest)

@@ -1,25 +1,34 @@
-"""The Dagger module: build, check, plan, publish and verify qm-nmr-calc's images.
+"""The Dagger module: build, check, plan, publish, rehearse and verify qm-nmr-calc's images.
 
-Thin by design: the release plan (tags, labels, platforms) is decided in ``pipeline.plan``;
-this module turns it into Dagger calls, and hands the pushed digests to ``pipeline.release``
-(floating tags, index annotations) and ``pipeline.verify``.
+Only the Dagger API surface: each function reads its inputs (sources, registry state), has the
+release planned by ``pipeline.plan``, and hands the plan to ``pipeline.publishing`` (builds,
+pushes, finishing) or ``pipeline.verify``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
-import anyio
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
 from pipeline.catalogue import CATALOGUE, PROJECT, check_platform, find_image
-from pipeline.labels import commit_epoch, image_labels
-from pipeline.plan import ImagePlan, ReleasePlan, make_plan, render_table
+from pipeline.concurrency import first_line, gather
+from pipeline.labels import image_labels
+from pipeline.plan import PublishedState, ReleasePlan, make_plan, render_table
+from pipeline.progress import step
+from pipeline.published import read_published
+from pipeline.publishing import (
+    BuildFailedError,
+    Commit,
+    build_all,
+    build_variant,
+    commit_of,
+    raise_unless_ok,
+    release_images,
+)
 from pipeline.references import (
     DEFAULT_OWNER,
     DEFAULT_REGISTRY,
@@ -29,9 +38,10 @@ from pipeline.references import (
     repository_path,
 )
 from pipeline.registry import RegistryClient
-from pipeline.release import digest_of, finish_image
-from pipeline.verify import VerificationError, VerifyReport, verification_plan, verify_release
-from pipeline.versions import parse_release_tag
+from pipeline.verify import verification_plan, verify_release
+from pipeline.versions import ReleaseInputError, floating_tag_names, parse_release_tag
+
+__all__ = ["BuildFailedError", "Pipeline"]
 
 APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
@@ -39,16 +49,14 @@ APP_MARKER = "src/qm_nmr_calc"
 DOCKER_FILES = (*(spec.dockerfile for spec in CATALOGUE), ".dockerignore")
 """Files of this repository laid over the upstream sources when those are the context."""
 
-GIT_IMAGE = "alpine/git:v2.49.1"
-"""Reads a commit's time, which the Dagger API does not expose."""
-
 REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
 REHEARSAL_PORT = 5000
-
-SETTLE_CHECKS = 3
-SETTLE_SECONDS = 1.0
-"""How often, and how far apart, a failed final verification is repeated before it counts."""
+REHEARSAL_HOST = f"localhost:{REHEARSAL_PORT}"
+"""What rehearsal references name as their registry: the engine pushes over plain HTTP only to
+``localhost``, and ``registry_service`` makes that host the throwaway registry."""
+REHEARSAL_TAG = "v0.0.0-rehearsal"
+"""The version the ``rehearsal`` check releases the current sources as."""
 
 SOURCE_IGNORE = [
     ".git",
@@ -63,7 +71,6 @@ SOURCE_IGNORE = [
 
 
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 def typed_function(func: FunctionT) -> FunctionT:
@@ -74,7 +81,7 @@ def typed_function(func: FunctionT) -> FunctionT:
 
 
 def uncached_function(func: FunctionT) -> FunctionT:
-    """``@function(cache="never")``: side effects must run on every call, never from cache."""
+    """``@function(cache="never")``: for side effects, and for reads of live registry state."""
     # The SDK's typed overloads of `function` omit its `cache` argument.
     decorate: Callable[[FunctionT], FunctionT] = function(cache="never")  # type: ignore[call-overload]
     return decorate(func)
@@ -84,27 +91,6 @@ def checked_function(func: FunctionT) -> FunctionT:
     """``@function`` over ``@check``: a function that ``dagger check`` runs."""
     # `check` returns a union of its two call forms, which hides the method's type too.
     return typed_function(cast(FunctionT, check(func)))
-
-
-class BuildFailedError(RuntimeError):
-    """One or more image variants failed to build; nothing was pushed."""
-
-
-@dataclass(frozen=True)
-class Commit:
-    """What is known of the commit a release is built from."""
-
-    revision: str | None = None
-    created: str | None = None
-
-
-def progress(message: str) -> None:
-    """One line of progress on stderr, which Dagger shows while the function runs."""
-    print(f"[pipeline] {message}", file=sys.stderr, flush=True)
-
-
-Variants = Mapping[tuple[str, str], dagger.Container]
-"""Built containers keyed by (image name, platform)."""
 
 
 @object_type
@@ -134,24 +120,31 @@ class Pipeline:
             owner: str = DEFAULT_OWNER,
         ) -> None: ...
 
-    @typed_function
+    @uncached_function
     async def plan(
         self,
         tag: Annotated[str, Doc("Release tag, e.g. v2.4.0")],
         existing_tags: Annotated[
-            list[str] | None, Doc("Tags already published; by default read from the registry")
+            list[str] | None,
+            Doc("What-if: tags already published; by default the registry is read"),
         ] = None,
         overwrite: Annotated[bool, Doc("Allow re-publishing an existing version")] = False,
+        take_over_floating: Annotated[
+            bool, Doc("Move floating tags that hold an image of unknown version")
+        ] = False,
     ) -> str:
         """The release plan of TAG: every image, platform, tag and label, and why."""
         parse_release_tag(tag)
         _, commit = await self._context(tag)
         if existing_tags is not None:
-            existing = {spec.name: existing_tags for spec in CATALOGUE}
+            published = {spec.name: PublishedState(tags=tuple(existing_tags)) for spec in CATALOGUE}
         else:
             async with RegistryClient(self._host) as client:
-                existing = await self._published_tags(client)
-        return render_table(self._plan(tag, existing, commit, overwrite=overwrite))
+                published = await self._published(client, tag)
+        release = self._plan(
+            tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
+        )
+        return render_table(release)
 
     @typed_function
     async def build(
@@ -166,22 +159,31 @@ class Pipeline:
         if tag is not None:
             parse_release_tag(tag)
         context, commit = await self._context(tag)
-        labels = self._plan_or_labels(tag, commit)[spec.name]
-        return build_variant(context, spec.dockerfile, platform, labels, commit)
+        labels = self._labels_by_image(tag, commit)[spec.name]
+        return build_variant(context, spec.dockerfile, platform, labels)
 
     @checked_function
     async def builds(self) -> None:
         """Check that every image builds for every platform (nothing is pushed)."""
         context, commit = await self._context(None)
-        labels = self._plan_or_labels(None, commit)
+        labels = self._labels_by_image(None, commit)
         variants = {
             (spec.name, platform): build_variant(
-                context, spec.dockerfile, platform, labels[spec.name], commit
+                context, spec.dockerfile, platform, labels[spec.name]
             )
             for spec in CATALOGUE
             for platform in spec.platforms
         }
         await build_all(variants)
+
+    @checked_function
+    async def rehearsal(self) -> None:
+        """Check: release the current sources as v0.0.0-rehearsal into a throwaway registry.
+
+        Pushes, tags, annotates and verifies on the engine, as ``publish`` would on GHCR.
+        """
+        context, commit = await self._context(None)
+        await self._rehearse(REHEARSAL_TAG, context, commit)
 
     @uncached_function
     async def publish(
@@ -193,11 +195,16 @@ class Pipeline:
         ] = None,
         dry_run: Annotated[bool, Doc("Print the plan; build and push nothing")] = False,
         overwrite: Annotated[bool, Doc("Allow re-publishing an existing version")] = False,
+        take_over_floating: Annotated[
+            bool, Doc("Move floating tags that hold an image of unknown version")
+        ] = False,
     ) -> str:
         """Build every image for every platform, push them, move the tags; one line per tag.
 
         Everything is built before anything is pushed: one failed variant means nothing is
-        published. Each image's version tag is pushed first; floating tags move last.
+        published. Each image's version tag is pushed first; floating tags move last. A release
+        that stopped half-way is completed by running it again: an image whose version tag
+        already holds this commit's build is kept.
         """
         parse_release_tag(tag)
         credentials = None if dry_run else require_credentials(username, password)
@@ -206,16 +213,18 @@ class Pipeline:
         async with RegistryClient(
             self._host, username=username if token else None, password=token
         ) as client:
-            existing = await self._published_tags(client)
-            release = self._plan(tag, existing, commit, overwrite=overwrite)
+            published = await self._published(client, tag)
+            release = self._plan(
+                tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
+            )
             if credentials is None:  # a dry run
                 return render_table(release)
             username, password = credentials
             auth = dag.container().with_registry_auth(self._host, username, password)
-            references = await release_images(release, context, commit, auth, client)
+            references = await release_images(release, context, auth, client)
         return "\n".join(references)
 
-    @typed_function
+    @uncached_function
     async def verify(
         self,
         tag: Annotated[str, Doc("Release tag that was published, e.g. v2.4.0")],
@@ -237,7 +246,8 @@ class Pipeline:
                 revision=commit.revision,
                 created=commit.created,
             )
-            report = await verify_release(client, release)
+            with step(f"verify {tag}"):
+                report = await verify_release(client, release)
         raise_unless_ok(report)
         return report.render()
 
@@ -253,6 +263,10 @@ class Pipeline:
         """
         parse_release_tag(tag)
         context, commit = await self._context(tag)
+        return await self._rehearse(tag, context, commit)
+
+    async def _rehearse(self, tag: str, context: dagger.Directory, commit: Commit) -> str:
+        """Release ``tag`` from ``context`` into a throwaway ``registry:2`` service."""
         service = await (
             dag.container()
             .from_(REHEARSAL_REGISTRY_IMAGE)
@@ -260,19 +274,23 @@ class Pipeline:
             .as_service()
             .start()
         )
-        endpoint = await service.endpoint(port=REHEARSAL_PORT)
-        release = make_plan(
-            tag,
-            owner=self.owner,
-            registry=endpoint,
-            revision=commit.revision,
-            created=commit.created,
-        )
-        async with RegistryClient(endpoint, plain_http=True) as client:
-            references = await release_images(
-                release, context, commit, dag.container(), client, registry_service=service
+        try:
+            # The engine pushes to `localhost:PORT`, which registry_service aliases to the
+            # service over plain HTTP; this module's own client reaches it at its endpoint.
+            endpoint = await service.endpoint(port=REHEARSAL_PORT)
+            release = make_plan(
+                tag,
+                owner=self.owner,
+                registry=REHEARSAL_HOST,
+                revision=commit.revision,
+                created=commit.created,
             )
-        await service.stop()
+            async with RegistryClient(endpoint, plain_http=True) as client:
+                references = await release_images(
+                    release, context, dag.container(), client, registry_service=service
+                )
+        finally:
+            await service.stop()
         return "\n".join(references)
 
     @property
@@ -283,26 +301,28 @@ class Pipeline:
     def _plan(
         self,
         tag: str,
-        existing: Mapping[str, Sequence[str]],
+        published: Mapping[str, PublishedState],
         commit: Commit,
         *,
         overwrite: bool,
+        take_over_floating: bool,
     ) -> ReleasePlan:
         """The release plan for this module's registry and owner."""
         return make_plan(
             tag,
-            existing_tags=existing,
+            published=published,
             owner=self.owner,
             registry=self.registry,
             revision=commit.revision,
             created=commit.created,
             overwrite=overwrite,
+            take_over_floating=take_over_floating,
         )
 
-    def _plan_or_labels(self, tag: str | None, commit: Commit) -> dict[str, dict[str, str]]:
+    def _labels_by_image(self, tag: str | None, commit: Commit) -> dict[str, dict[str, str]]:
         """Labels per image: the plan's for a release tag, the version-less ones otherwise."""
         if tag is not None:
-            release = self._plan(tag, {}, commit, overwrite=True)
+            release = self._plan(tag, {}, commit, overwrite=True, take_over_floating=False)
             return {image.name: dict(image.labels) for image in release.images}
         return {
             spec.name: image_labels(
@@ -311,13 +331,17 @@ class Pipeline:
             for spec in CATALOGUE
         }
 
-    async def _published_tags(self, client: RegistryClient) -> dict[str, list[str]]:
-        """Tags already in each image's repository ([] for a repository not created yet)."""
-        return await concurrently(
+    async def _published(self, client: RegistryClient, tag: str) -> dict[str, PublishedState]:
+        """What each image's repository holds that the plan of ``tag`` depends on."""
+        version = parse_release_tag(tag)
+        return await gather(
             {
                 spec.name: partial(
-                    client.list_tags,
+                    read_published,
+                    client,
                     repository_path(repository(self.registry, self.owner, spec)),
+                    str(version),
+                    floating_tag_names(version),
                 )
                 for spec in CATALOGUE
             }
@@ -330,11 +354,25 @@ class Pipeline:
         url = f"https://github.com/{normalize_owner(self.owner)}/{PROJECT}"
         repo = dag.git(url)
         ref = repo.tag(tag) if tag is not None else repo.head()
+        with step(f"read {url} at {tag or 'HEAD'}"):
+            commit = await upstream_commit(ref, url, tag)
         tree = ref.tree()
         for name in DOCKER_FILES:
             tree = tree.with_file(name, self.source.file(name))
-        progress(f"building from {url} at {tag or 'HEAD'}")
-        return tree, await commit_of(ref)
+        return tree, commit
+
+
+async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Commit:
+    """The commit of upstream's ``tag``; a tag upstream lacks is refused before any build."""
+    try:
+        return await commit_of(ref)
+    except dagger.QueryError as error:
+        if tag is None:
+            raise
+        raise ReleaseInputError(
+            f"tag {tag} cannot be read from {url} ({first_line(error)}); the images are built "
+            "from upstream's sources at the release tag, so the tag must exist there first"
+        ) from error
 
 
 def require_credentials(
@@ -347,175 +385,3 @@ def require_credentials(
             "pass --dry-run to see the plan without them"
         )
     return username, password
-
-
-async def commit_of(ref: dagger.GitRef) -> Commit:
-    """The commit SHA of ``ref`` and its commit time (RFC 3339)."""
-    revision = await ref.commit()
-    created = await (
-        dag.container()
-        .from_(GIT_IMAGE)
-        .with_mounted_directory("/src", ref.tree(discard_git_dir=False))
-        .with_workdir("/src")
-        .with_exec(["git", "show", "-s", "--format=%cI", revision])
-        .stdout()
-    )
-    return Commit(revision=revision, created=created.strip())
-
-
-def build_variant(
-    context: dagger.Directory,
-    dockerfile: str,
-    platform: str,
-    labels: Mapping[str, str],
-    commit: Commit,
-) -> dagger.Container:
-    """One (image, platform) build from its Dockerfile, carrying every planned label."""
-    build_args = []
-    if commit.created is not None:
-        # For Dockerfiles that read it. Dagger v0.21's docker_build does not hand it to BuildKit
-        # as the build epoch, so image times and digests are not reproducible; labels are.
-        build_args.append(
-            dagger.BuildArg(name="SOURCE_DATE_EPOCH", value=str(commit_epoch(commit.created)))
-        )
-    container = context.docker_build(
-        dockerfile=dockerfile, platform=dagger.Platform(platform), build_args=build_args
-    )
-    for name, value in labels.items():
-        container = container.with_label(name, value)
-    return container
-
-
-async def build_all(variants: Variants) -> None:
-    """Build every variant concurrently and wait for all; raise naming each one that failed."""
-    failures: dict[tuple[str, str], str] = {}
-
-    async def build_one(key: tuple[str, str], container: dagger.Container) -> None:
-        image, platform = key
-        progress(f"building {image} {platform}")
-        try:
-            await container.sync()
-        except dagger.DaggerError as error:
-            failures[key] = str(error).splitlines()[0] if str(error) else type(error).__name__
-            progress(f"FAILED {image} {platform}")
-        else:
-            progress(f"built {image} {platform}")
-
-    async with anyio.create_task_group() as group:
-        for key, container in variants.items():
-            group.start_soon(build_one, key, container)
-    if failures:
-        listing = "; ".join(
-            f"{image} {platform}: {why}" for (image, platform), why in failures.items()
-        )
-        raise BuildFailedError(
-            f"{len(failures)} of {len(variants)} builds failed, nothing was pushed: {listing}"
-        )
-
-
-async def release_images(
-    release: ReleasePlan,
-    context: dagger.Directory,
-    commit: Commit,
-    auth: dagger.Container,
-    client: RegistryClient,
-    *,
-    registry_service: dagger.Service | None = None,
-) -> list[str]:
-    """Build every variant, push, move the floating tags, verify; the references, one per tag.
-
-    Everything is built before anything is pushed, and floating tags move only once every
-    image's version tag is pushed: a failure on the way leaves no tag moved.
-    """
-    variants = {
-        (image.name, platform): build_variant(
-            context, image.spec.dockerfile, platform, image.labels, commit
-        )
-        for image in release.images
-        for platform in image.platforms
-    }
-    await build_all(variants)
-    pushed = await push_versions(release, variants, auth, registry_service)
-    finished = await concurrently(
-        {
-            image.name: partial(finish_image, client, image, pushed[image.name])
-            for image in release.images
-        }
-    )
-    references = [ref for image in release.images for ref in finished[image.name].references]
-    for image in release.images:
-        for note in finished[image.name].notes:
-            progress(f"{image.name}: {note}")
-    for reference in references:
-        progress(f"published {reference}")
-    # Verified against the plan, not against what finishing reports: a floating tag that a
-    # concurrent, higher release took is recognised by the verification itself.
-    final_digests = {name: image.digest for name, image in finished.items()}
-    raise_unless_ok(await settled_verification(client, release, final_digests))
-    return references
-
-
-async def settled_verification(
-    client: RegistryClient, release: ReleasePlan, digests: Mapping[str, str]
-) -> VerifyReport:
-    """Verify the release; on a mismatch, check again a few times before reporting it.
-
-    A concurrent, older release can overwrite a floating tag just before it reads the tag back
-    and puts it back: a moment in which this release's tags look wrong without being so.
-    """
-    report = await verify_release(client, release, expected_digests=digests)
-    for _attempt in range(SETTLE_CHECKS):
-        if report.ok:
-            break
-        progress(f"verification found mismatches; checking again in {SETTLE_SECONDS} s")
-        await anyio.sleep(SETTLE_SECONDS)
-        report = await verify_release(client, release, expected_digests=digests)
-    return report
-
-
-def raise_unless_ok(report: VerifyReport) -> None:
-    """Show the verification report; raise naming every mismatch if anything does not hold."""
-    for line in report.render().splitlines():
-        progress(f"verify {line}")
-    if not report.ok:
-        raise VerificationError(
-            "the registry does not serve what was planned: " + "; ".join(report.mismatches)
-        )
-
-
-async def push_versions(
-    release: ReleasePlan,
-    variants: Variants,
-    auth: dagger.Container,
-    registry_service: dagger.Service | None = None,
-) -> dict[str, str]:
-    """Push each image once, under its version tag (an index when multi-platform).
-
-    Returns each image's pushed digest. ``auth`` must be an empty container: a non-empty
-    receiver would count as one more platform variant.
-    """
-
-    async def push(image: ImagePlan) -> str:
-        reference = image.reference(image.decision.version_tag)
-        progress(f"pushing {reference} ({', '.join(image.platforms)})")
-        published = await auth.publish(
-            reference,
-            platform_variants=[variants[(image.name, platform)] for platform in image.platforms],
-            registry_service=registry_service,
-        )
-        return digest_of(published)
-
-    return await concurrently({image.name: partial(push, image) for image in release.images})
-
-
-async def concurrently(calls: Mapping[str, Callable[[], Awaitable[T]]]) -> dict[str, T]:
-    """Run every call at once, wait for all, and return their results under the same keys."""
-    results: dict[str, T] = {}
-
-    async def run(key: str, call: Callable[[], Awaitable[T]]) -> None:
-        results[key] = await call()
-
-    async with anyio.create_task_group() as group:
-        for key, call in calls.items():
-            group.start_soon(run, key, call)
-    return {key: results[key] for key in calls}

@@ -7,13 +7,31 @@ plan a maintainer reads is exactly what is built and pushed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.catalogue import CATALOGUE, ImageSpec
-from pipeline.labels import image_labels, index_annotations
+from pipeline.labels import image_labels, index_annotations, published_version
 from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
-from pipeline.versions import FloatingTag, TagDecision, decide_tags, parse_release_tag
+from pipeline.versions import (
+    FloatingHolder,
+    FloatingTag,
+    TagDecision,
+    decide_tags,
+    parse_release_tag,
+)
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """One repository's tags, its version tag's image labels, and its floating tags' holders."""
+
+    tags: tuple[str, ...]
+    version_digest: str | None = None
+    version_labels: tuple[Mapping[str, str], ...] = ()
+    """The labels of every platform of the image at the version tag (when it exists)."""
+    holders: Mapping[str, FloatingHolder] = field(default_factory=dict)
+    """What each floating tag that exists points at."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,11 @@ class ImagePlan:
     def floating(self) -> tuple[FloatingTag, ...]:
         """Every floating tag decision, moved or not, with its reason."""
         return self.decision.floating
+
+    @property
+    def kept_digest(self) -> str | None:
+        """The digest already at the version tag when this release is completed, else None."""
+        return self.decision.kept.digest if self.decision.kept is not None else None
 
     @property
     def multi_platform(self) -> bool:
@@ -101,31 +124,50 @@ def make_plan(
     tag: str,
     *,
     existing_tags: Mapping[str, Iterable[str]] | None = None,
+    published: Mapping[str, PublishedState] | None = None,
     owner: str = DEFAULT_OWNER,
     registry: str = DEFAULT_REGISTRY,
     revision: str | None = None,
     created: str | None = None,
     overwrite: bool = False,
+    take_over_floating: bool = False,
     catalogue: Iterable[ImageSpec] = CATALOGUE,
 ) -> ReleasePlan:
-    """Plan release ``tag``; ``existing_tags`` maps an image name to its repository's tags."""
+    """Plan release ``tag`` from what each image's repository holds.
+
+    ``published`` (read from the registry) maps an image name to its repository's state;
+    ``existing_tags`` is the what-if form, tags only: floating tags then count as holding
+    versions that are known.
+    """
     version = parse_release_tag(tag)  # refuse a bad tag before looking at anything else
-    existing = existing_tags or {}
+    states = dict(published or {})
+    for name, tags in (existing_tags or {}).items():
+        states.setdefault(name, PublishedState(tags=tuple(tags)))
     images = []
     for spec in catalogue:
-        decision = decide_tags(tag, existing.get(spec.name, ()), overwrite=overwrite)
+        state = states.get(spec.name, PublishedState(tags=()))
+        labels = image_labels(
+            spec, owner=owner, version=str(version), revision=revision, created=created
+        )
+        kept = (
+            published_version(state.version_digest, state.version_labels, labels)
+            if state.version_digest is not None
+            else None
+        )
+        decision = decide_tags(
+            tag,
+            state.tags,
+            overwrite=overwrite,
+            published_version=kept,
+            holders=state.holders,
+            take_over_floating=take_over_floating,
+        )
         images.append(
             ImagePlan(
                 spec=spec,
                 repository=repository(registry, owner, spec),
                 decision=decision,
-                labels=image_labels(
-                    spec,
-                    owner=owner,
-                    version=decision.version_tag,
-                    revision=revision,
-                    created=created,
-                ),
+                labels=labels,
             )
         )
     return ReleasePlan(
@@ -145,6 +187,8 @@ def render_table(plan: ReleasePlan) -> str:
         lines.append(f"  dockerfile  {image.spec.dockerfile}")
         lines.append(f"  platforms   {', '.join(image.platforms)}")
         lines.append(f"  tags        {', '.join(image.tags)}")
+        if image.decision.kept is not None:
+            lines.append(f"  {image.decision.version_tag:<11} {image.decision.kept.reason}")
         for floating in image.floating:
             lines.append(f"  {floating.name:<11} {floating.reason}")
         for key, value in image.labels.items():

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import anyio
-
+from pipeline.concurrency import gather
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
+from pipeline.published import read_published
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
-from pipeline.versions import LATEST, published_versions
+from pipeline.versions import LATEST, floating_tag_names, published_versions
 
 
 class VerificationError(RuntimeError):
@@ -92,14 +93,9 @@ async def check_tags(
     client: RegistryClient, path: str, image: ImagePlan, expected_digest: str | None
 ) -> tuple[Manifest | None, list[str]]:
     """The manifest the version tag serves, and every tag-level mismatch."""
-    found: dict[str, Manifest | None] = {}
-
-    async def resolve(tag: str) -> None:
-        found[tag] = await client.get_manifest_or_none(path, tag)
-
-    async with anyio.create_task_group() as group:
-        for tag in image.tags:
-            group.start_soon(resolve, tag)
+    found = await gather(
+        {tag: partial(client.get_manifest_or_none, path, tag) for tag in image.tags}
+    )
     mismatches = [f"tag {tag} is missing" for tag in image.tags if found[tag] is None]
     resolved = {tag: manifest for tag in image.tags if (manifest := found[tag]) is not None}
     version = resolved.get(image.decision.version_tag)
@@ -214,14 +210,12 @@ async def verify_release(
 ) -> VerifyReport:
     """Verify every image of ``plan``; ``expected_digests`` maps image names to pushed digests."""
     expected = expected_digests or {}
-    reports: dict[str, ImageReport] = {}
-
-    async def verify_one(image: ImagePlan) -> None:
-        reports[image.name] = await verify_image(client, image, expected.get(image.name))
-
-    async with anyio.create_task_group() as group:
-        for image in plan.images:
-            group.start_soon(verify_one, image)
+    reports = await gather(
+        {
+            image.name: partial(verify_image, client, image, expected.get(image.name))
+            for image in plan.images
+        }
+    )
     return VerifyReport(images=tuple(reports[image.name] for image in plan.images))
 
 
@@ -234,15 +228,28 @@ async def verification_plan(
     revision: str | None = None,
     created: str | None = None,
 ) -> ReleasePlan:
-    """The plan of an already published ``tag``, as the registry's current tags say it should be."""
+    """The plan of an already published ``tag``, as the registry's current state says it should be.
+
+    Read as ``publish`` reads it: a floating tag on an image of unknown version (one that no
+    release of this pipeline moved) is not expected to hold the release.
+    """
     skeleton = make_plan(tag, owner=owner, registry=registry, overwrite=True)
-    existing = {
-        image.name: await client.list_tags(repository_path(image.repository))
-        for image in skeleton.images
-    }
+    names = floating_tag_names(skeleton.images[0].decision.version)
+    published = await gather(
+        {
+            image.name: partial(
+                read_published,
+                client,
+                repository_path(image.repository),
+                image.decision.version_tag,
+                names,
+            )
+            for image in skeleton.images
+        }
+    )
     return make_plan(
         tag,
-        existing_tags=existing,
+        published=published,
         owner=owner,
         registry=registry,
         revision=revision,

@@ -10,7 +10,7 @@ bare major tag (``2``, ``0``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import semver
@@ -34,6 +34,10 @@ _SEMVER = re.compile(
 )
 
 
+# MAJOR.MINOR, the form of upstream's old tags (v2.8): the release tag to push is MAJOR.MINOR.0.
+_TWO_PART = re.compile(r"^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\Z", re.ASCII)
+
+
 class ReleaseInputError(ValueError):
     """Input that cannot make a release; the message is one line saying what is accepted."""
 
@@ -48,12 +52,35 @@ class FloatingTag:
 
 
 @dataclass(frozen=True)
+class FloatingHolder:
+    """What a floating tag points at before a release: a digest, and its version if known."""
+
+    digest: str
+    version: semver.Version | None
+    """None when nothing says which version it is (upstream's old ``latest`` of ``v2.8``)."""
+    evidence: str
+    """How the version is known, or why it is not."""
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What a release's version tag holds already, when it exists before the release."""
+
+    this_release: bool
+    """The image carries this release's version and revision: a release that stopped half-way."""
+    reason: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class TagDecision:
     """Every tag decision for one release of one repository."""
 
     source_tag: str
     version: semver.Version
     floating: tuple[FloatingTag, ...]
+    kept: PublishedVersion | None = None
+    """Set when the version tag already holds this release: nothing is built or pushed again."""
 
     @property
     def version_tag(self) -> str:
@@ -77,6 +104,11 @@ def parse_release_tag(tag: str) -> semver.Version:
     if not text:
         raise ReleaseInputError(f"release tag {tag!r} is empty; {ACCEPTED}")
     match = _SEMVER.match(text)
+    if match is None and _TWO_PART.match(text):
+        raise ReleaseInputError(
+            f"release tag {tag!r} is not a SemVer 2.0.0 version (two parts, not three); push "
+            f"'v{text}.0' for this release (it is published as {text}.0 and may move {text})"
+        )
     if match is None:
         raise ReleaseInputError(f"release tag {tag!r} is not a SemVer 2.0.0 version; {ACCEPTED}")
     if match["build"] is not None:
@@ -103,21 +135,49 @@ def published_versions(existing_tags: Iterable[str]) -> list[semver.Version]:
 
 
 def decide_tags(
-    tag: str, existing_tags: Iterable[str] = (), *, overwrite: bool = False
+    tag: str,
+    existing_tags: Iterable[str] = (),
+    *,
+    overwrite: bool = False,
+    published_version: PublishedVersion | None = None,
+    holders: Mapping[str, FloatingHolder] | None = None,
+    take_over_floating: bool = False,
 ) -> TagDecision:
-    """Decide the tags of release ``tag`` given the tags a repository already has."""
+    """Decide the tags of release ``tag`` given what a repository already has.
+
+    ``published_version`` says what the version tag holds when it exists; ``holders`` what each
+    floating tag points at now (a tag left out is taken to be absent or of a known version).
+    """
     version = parse_release_tag(tag)
     published = published_versions(existing_tags)
+    kept = None
     if version in published and not overwrite:
-        raise ReleaseInputError(
-            f"version {version} is already published and published versions are immutable; "
-            "release a new version, or pass --overwrite to replace it"
-        )
-    return TagDecision(source_tag=tag, version=version, floating=floating_tags(version, published))
+        if published_version is None or not published_version.this_release:
+            why = f" ({published_version.reason})" if published_version is not None else ""
+            raise ReleaseInputError(
+                f"version {version} is already published{why} and published versions are "
+                "immutable; release a new version, or pass --overwrite to replace it"
+            )
+        kept = published_version
+    floating = floating_tags(
+        version, published, holders=holders or {}, take_over_floating=take_over_floating
+    )
+    return TagDecision(source_tag=tag, version=version, floating=floating, kept=kept)
+
+
+def floating_tag_names(version: semver.Version) -> tuple[str, ...]:
+    """The floating tags a release of ``version`` may move: ``X.Y`` and ``latest`` (none: pre)."""
+    if version.prerelease is not None:
+        return ()
+    return (f"{version.major}.{version.minor}", LATEST)
 
 
 def floating_tags(
-    version: semver.Version, published: Iterable[semver.Version]
+    version: semver.Version,
+    published: Iterable[semver.Version],
+    *,
+    holders: Mapping[str, FloatingHolder] | None = None,
+    take_over_floating: bool = False,
 ) -> tuple[FloatingTag, ...]:
     """The ``X.Y`` and ``latest`` decisions for ``version``, each with its reason."""
     minor_tag = f"{version.major}.{version.minor}"
@@ -125,13 +185,84 @@ def floating_tags(
         reason = f"{version} is a prerelease; prereleases never move floating tags"
         return (FloatingTag(minor_tag, False, reason), FloatingTag(LATEST, False, reason))
     stable = [other for other in published if other.prerelease is None]
-    same_minor = [
-        other for other in stable if (other.major, other.minor) == (version.major, version.minor)
-    ]
-    return (
+    same_minor = [other for other in stable if in_scope(minor_tag, version, other)]
+    decisions = (
         _decide(minor_tag, version, same_minor, f"{minor_tag}.x"),
         _decide(LATEST, version, stable, "all versions"),
     )
+    return tuple(
+        _respect_holder(decision, version, (holders or {}).get(decision.name), take_over_floating)
+        for decision in decisions
+    )
+
+
+def in_scope(name: str, version: semver.Version, other: semver.Version) -> bool:
+    """Whether ``other`` counts for floating tag ``name`` of ``version`` (``latest``: all)."""
+    return name == LATEST or (other.major, other.minor) == (version.major, version.minor)
+
+
+def holder_of(
+    digest: str, version_tag_digests: Mapping[str, str], version_label: str | None
+) -> FloatingHolder:
+    """The version of the image a floating tag points at, from the registry's evidence.
+
+    A version tag with the same digest names it; else a SemVer ``org.opencontainers.image.version``
+    label does; else it is unknown (upstream's old workflow published ``v2.8`` only as
+    ``latest``, labelled ``latest``).
+    """
+    for tag, tag_digest in version_tag_digests.items():
+        if tag_digest == digest and (version := _as_version(tag)) is not None:
+            return FloatingHolder(digest, version, f"version tag {version} shares its digest")
+    labelled = _as_version(version_label) if version_label is not None else None
+    if labelled is not None:
+        return FloatingHolder(digest, labelled, f"its version label is {labelled}")
+    label = "no version label" if version_label is None else f"version label {version_label!r}"
+    return FloatingHolder(
+        digest, None, f"no version tag shares its digest, and it has {label}, not a SemVer version"
+    )
+
+
+def _as_version(text: str) -> semver.Version | None:
+    """``text`` as a SemVer version without build metadata, or None."""
+    match = _SEMVER.match(text)
+    return semver.Version.parse(text) if match is not None and match["build"] is None else None
+
+
+def _respect_holder(
+    decision: FloatingTag,
+    version: semver.Version,
+    holder: FloatingHolder | None,
+    take_over_floating: bool,
+) -> FloatingTag:
+    """``decision``, checked against what the tag points at now.
+
+    An image of unknown version is never moved over silently; a higher known one never.
+    """
+    if not decision.moves or holder is None:
+        return decision
+    short = holder.digest.removeprefix("sha256:")[:12]
+    if holder.version is None:
+        if take_over_floating:
+            return FloatingTag(
+                decision.name,
+                True,
+                f"moves: taken over (--take-over-floating) from {short}, of unknown version "
+                f"({holder.evidence})",
+            )
+        return FloatingTag(
+            decision.name,
+            False,
+            f"stays: it points at {short}, of unknown version ({holder.evidence}); "
+            "never moved silently: pass --take-over-floating to move it",
+        )
+    known = holder.version
+    if known.prerelease is None and in_scope(decision.name, version, known) and known > version:
+        return FloatingTag(
+            decision.name,
+            False,
+            f"stays: it holds {known} ({holder.evidence}), higher than {version}",
+        )
+    return decision
 
 
 def _decide(

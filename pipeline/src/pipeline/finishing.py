@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import semver
 
 from pipeline.plan import ImagePlan
+from pipeline.progress import step
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, check_annotations, serialize_json
 from pipeline.versions import LATEST, FloatingTag, floating_tags, published_versions
@@ -67,7 +68,8 @@ async def finish_image(
             continue
         now = await decide_now(client, path, image.decision.version, planned.name)
         if now.moves:
-            await client.put_manifest(path, planned.name, final.raw, final.media_type)
+            with step(f"move {image.reference(planned.name)}", digest=final.digest):
+                await client.put_manifest(path, planned.name, final.raw, final.media_type)
         else:
             decisions[planned.name] = now
             notes.append(f"{planned.name} not moved: {now.reason} (published while this ran)")
@@ -99,7 +101,8 @@ async def version_manifest(
     document["annotations"] = {**(document.get("annotations") or {}), **annotations}
     raw = serialize_json(document)
     version_tag = image.decision.version_tag
-    digest = await client.put_manifest(path, version_tag, raw, manifest.media_type)
+    with step(f"annotate {image.reference(version_tag)}", digest=pushed_digest):
+        digest = await client.put_manifest(path, version_tag, raw, manifest.media_type)
     return Manifest(digest=digest, media_type=manifest.media_type, raw=raw)
 
 
@@ -128,13 +131,15 @@ async def settle(
     if now.moves:
         if holds_this:
             return None
-        await client.put_manifest(path, name, final.raw, final.media_type)
+        with step(f"move {image.reference(name)} again", digest=final.digest):
+            await client.put_manifest(path, name, final.raw, final.media_type)
         return FloatingTag(name, True, "written again: an older release had overwritten it")
     if not holds_this:
         return FloatingTag(name, False, now.reason)  # the higher release holds it already
     highest = highest_in_scope(published_versions(await client.list_tags(path)), version, name)
     owner = await client.get_manifest(path, str(highest))
-    await client.put_manifest(path, name, owner.raw, owner.media_type)
+    with step(f"move {image.reference(name)} back to {highest}", digest=owner.digest):
+        await client.put_manifest(path, name, owner.raw, owner.media_type)
     return FloatingTag(name, False, f"put back on {highest}, published while this ran")
 
 

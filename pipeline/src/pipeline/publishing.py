@@ -1,0 +1,203 @@
+"""A planned release as Dagger calls: build every variant, push, finish, verify.
+
+Data flows one way: the plan (``pipeline.plan``) says what to build and which tags to write;
+this module builds the variants and pushes each image once under its version tag; finishing
+(``pipeline.finishing``) annotates and moves the floating tags; ``pipeline.verify`` proves the
+result. Every step is an OpenTelemetry span, so the Dagger TUI and traces show the release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+
+import anyio
+import dagger
+from dagger import dag
+
+from pipeline.concurrency import gather
+from pipeline.finishing import digest_of, finish_image
+from pipeline.plan import ImagePlan, ReleasePlan
+from pipeline.progress import note, step
+from pipeline.registry import RegistryClient
+from pipeline.verify import VerificationError, VerifyReport, verify_release
+
+GIT_IMAGE = "alpine/git:v2.49.1"
+"""Reads a commit's time, which the Dagger API does not expose."""
+
+SETTLE_CHECKS = 3
+SETTLE_SECONDS = 1.0
+"""How often, and how far apart, a failed final verification is repeated before it counts."""
+
+
+class BuildFailedError(RuntimeError):
+    """One or more image variants failed to build; nothing was pushed."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What is known of the commit a release is built from."""
+
+    revision: str | None = None
+    created: str | None = None
+
+
+Variants = Mapping[tuple[str, str], dagger.Container]
+"""Built containers keyed by (image name, platform)."""
+
+
+async def commit_of(ref: dagger.GitRef) -> Commit:
+    """The commit SHA of ``ref`` and its commit time (RFC 3339)."""
+    revision = await ref.commit()
+    created = await (
+        dag.container()
+        .from_(GIT_IMAGE)
+        .with_mounted_directory("/src", ref.tree(discard_git_dir=False))
+        .with_workdir("/src")
+        .with_exec(["git", "show", "-s", "--format=%cI", revision])
+        .stdout()
+    )
+    return Commit(revision=revision, created=created.strip())
+
+
+def build_variant(
+    context: dagger.Directory, dockerfile: str, platform: str, labels: Mapping[str, str]
+) -> dagger.Container:
+    """One (image, platform) build from its Dockerfile, carrying every planned label.
+
+    No SOURCE_DATE_EPOCH: Dagger v0.21's ``docker_build`` never hands BuildKit an epoch, and
+    ``publish`` rebuilds the config's ``created`` and history from layer times, so image times
+    and digests differ from build to build. The labels (the commit's time included) do not.
+    """
+    container = context.docker_build(dockerfile=dockerfile, platform=dagger.Platform(platform))
+    for name, value in labels.items():
+        container = container.with_label(name, value)
+    return container
+
+
+def release_variants(release: ReleasePlan, context: dagger.Directory) -> Variants:
+    """The variants a release builds: every platform of every image not already published."""
+    return {
+        (image.name, platform): build_variant(
+            context, image.spec.dockerfile, platform, image.labels
+        )
+        for image in release.images
+        if image.kept_digest is None
+        for platform in image.platforms
+    }
+
+
+async def build_all(variants: Variants) -> None:
+    """Build every variant concurrently and wait for all; raise naming each one that failed."""
+
+    async def build_one(image: str, platform: str, container: dagger.Container) -> str | None:
+        with step(f"build {image} {platform}"):
+            try:
+                await container.sync()
+            except dagger.DaggerError as error:
+                text = str(error).strip()
+                return text.splitlines()[0] if text else type(error).__name__
+        return None
+
+    outcomes = await gather(
+        {key: partial(build_one, *key, container) for key, container in variants.items()}
+    )
+    failures = {key: why for key, why in outcomes.items() if why is not None}
+    if failures:
+        listing = "; ".join(
+            f"{image} {platform}: {why}" for (image, platform), why in failures.items()
+        )
+        raise BuildFailedError(
+            f"{len(failures)} of {len(variants)} builds failed, nothing was pushed: {listing}"
+        )
+
+
+async def push_versions(
+    release: ReleasePlan,
+    variants: Variants,
+    auth: dagger.Container,
+    registry_service: dagger.Service | None = None,
+) -> dict[str, str]:
+    """Push each image once, under its version tag (an index when multi-platform).
+
+    Returns each image's digest; an image whose version tag already holds this release (a
+    release that stopped half-way) is not pushed again. ``auth`` must be an empty container:
+    a non-empty receiver would count as one more platform variant.
+    """
+
+    async def push(image: ImagePlan) -> str:
+        reference = image.reference(image.decision.version_tag)
+        if image.kept_digest is not None:
+            note(f"{reference} already holds this release: not pushed again")
+            return image.kept_digest
+        with step(f"push {reference}", platforms=", ".join(image.platforms)):
+            published = await auth.publish(
+                reference,
+                platform_variants=[variants[(image.name, p)] for p in image.platforms],
+                registry_service=registry_service,
+            )
+        return digest_of(published)
+
+    return await gather({image.name: partial(push, image) for image in release.images})
+
+
+async def release_images(
+    release: ReleasePlan,
+    context: dagger.Directory,
+    auth: dagger.Container,
+    client: RegistryClient,
+    *,
+    registry_service: dagger.Service | None = None,
+) -> list[str]:
+    """Build every variant, push, move the floating tags, verify; the references, one per tag.
+
+    Everything is built before anything is pushed, and floating tags move only once every
+    image's version tag is pushed: a failure on the way leaves no tag moved.
+    """
+    variants = release_variants(release, context)
+    await build_all(variants)
+    pushed = await push_versions(release, variants, auth, registry_service)
+    finished = await gather(
+        {
+            image.name: partial(finish_image, client, image, pushed[image.name])
+            for image in release.images
+        }
+    )
+    for image in release.images:
+        for text in finished[image.name].notes:
+            note(f"{image.name}: {text}")
+    # Verified against the plan, not against what finishing reports: a floating tag that a
+    # concurrent, higher release took is recognised by the verification itself.
+    final_digests = {name: image.digest for name, image in finished.items()}
+    raise_unless_ok(await settled_verification(client, release, final_digests))
+    return [ref for image in release.images for ref in finished[image.name].references]
+
+
+async def settled_verification(
+    client: RegistryClient, release: ReleasePlan, digests: Mapping[str, str]
+) -> VerifyReport:
+    """Verify the release; on a mismatch, check again a few times before reporting it.
+
+    A concurrent, older release can overwrite a floating tag just before it reads the tag back
+    and puts it back: a moment in which this release's tags look wrong without being so.
+    """
+    with step(f"verify {release.tag}"):
+        report = await verify_release(client, release, expected_digests=digests)
+        for _attempt in range(SETTLE_CHECKS):
+            if report.ok:
+                break
+            note(f"verification found mismatches; checking again in {SETTLE_SECONDS} s")
+            await anyio.sleep(SETTLE_SECONDS)
+            report = await verify_release(client, release, expected_digests=digests)
+        for line in report.render().splitlines():
+            note(line)
+    return report
+
+
+def raise_unless_ok(report: VerifyReport) -> None:
+    """Raise naming every mismatch if anything the plan says does not hold."""
+    if not report.ok:
+        raise VerificationError(
+            "the registry does not serve what was planned: " + "; ".join(report.mismatches)
+        )
