@@ -8,17 +8,16 @@ written as a Python escape instead, so each piece of server text stays on one li
 
 from __future__ import annotations
 
-import unicodedata
-
-ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""Controls, format characters (bidi overrides, zero-width), surrogates, private and unassigned
-code points, line and paragraph separators."""
 WORKFLOW_COMMAND = "::"
 
 
 def escape_char(char: str) -> str:
-    r"""``char`` as a Python escape (``\x1b``, ``\u202e``), if it must not be printed as is."""
-    if unicodedata.category(char) not in ESCAPED_CATEGORIES:
+    r"""``char`` as a Python escape (``\x1b``, ``\u202e``), if it must not be printed as is.
+
+    What Python does not call printable is escaped: controls, format characters (bidi overrides,
+    zero-width), surrogates, private and unassigned code points, every separator but the space.
+    """
+    if char.isprintable():
         return char
     code = ord(char)
     if code < 0x100:
