@@ -3,6 +3,10 @@
 Each image is one tiny gzip tar layer, a config JSON (architecture, os, variant, labels, diff_ids)
 and an OCI manifest; several of them make an OCI index. Everything is deterministic: the same
 platform and labels always give the same bytes and digests, as a reproducible build would.
+
+The pipeline never uploads blobs (the engine pushes images) nor splits references: the blob
+upload, blob existence, index annotation and reference splitting the tests need live here, on
+top of the client's bounded session.
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, serialize_json
+from pipeline.oci_names import check_digest, check_reference, check_repository, normalize_registry
+from pipeline.registry import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    RegistryClient,
+    RegistryError,
+    check_annotations,
+    digest_of,
+    serialize_json,
+)
+from pipeline.registry_http import ERROR_BODY
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -96,10 +110,117 @@ def build_image(
     return BuiltImage(layer=layer, config=config, manifest=serialize_json(manifest_doc))
 
 
+BLOB_CONTENT_TYPE = "application/octet-stream"
+PUSH = "pull,push"
+
+
+async def blob_exists(client: RegistryClient, repository: str, digest: str) -> bool:
+    """Whether ``repository`` already holds blob ``digest`` (HEAD, with push scope)."""
+    session = client.session
+    answer = await session.request(
+        "HEAD",
+        session.base_url.join(f"/v2/{check_repository(repository)}/blobs/{check_digest(digest)}"),
+        repository=repository,
+        actions=PUSH,
+        operation=f"HEAD blob {repository}@{digest}",
+        ok=frozenset({200, 404}),
+        body=ERROR_BODY,
+        idempotent=True,
+    )
+    return answer.status == 200
+
+
+async def push_blob(client: RegistryClient, repository: str, data: bytes) -> str:
+    """Upload ``data`` (monolithic POST then PUT) unless it exists; returns its digest."""
+    digest = digest_of(data)
+    if await blob_exists(client, repository, digest):
+        return digest
+    session = client.session
+    operation = f"POST blob upload to {repository}"
+    started = await session.request(
+        "POST",
+        session.base_url.join(f"/v2/{repository}/blobs/uploads/"),
+        repository=repository,
+        actions=PUSH,
+        operation=operation,
+        ok=frozenset({202}),
+        body=ERROR_BODY,
+        idempotent=False,
+    )
+    location = started.headers.get("location")
+    if not location:
+        raise session.error(operation, "202 without a Location", 202)
+    answer = await session.request(
+        "PUT",
+        session.base_url.join(location).copy_merge_params({"digest": digest}),
+        repository=repository,
+        actions=PUSH,
+        operation=f"PUT blob {repository}@{digest}",
+        ok=frozenset({201}),
+        body=ERROR_BODY,
+        idempotent=False,
+        headers={"Content-Type": BLOB_CONTENT_TYPE},
+        content=data,
+    )
+    header = answer.headers.get("docker-content-digest")
+    if header and header != digest:
+        raise session.error(f"PUT blob {repository}@{digest}", f"registry stored {header}", 201)
+    return digest
+
+
+async def annotate_index(
+    client: RegistryClient, repository: str, tags: Sequence[str], annotations: Mapping[str, str]
+) -> str:
+    """Add ``annotations`` to the index under ``tags[0]``, store it under every tag in order.
+
+    Existing annotations are kept unless overwritten; the same annotations give the same bytes.
+    A single-platform manifest is refused: such an image has no index to carry annotations.
+    """
+    check_annotations(annotations)
+    if not tags:
+        raise ValueError("annotate_index needs at least one tag; accepted: version tag first")
+    manifest = await client.get_manifest(repository, tags[0])
+    operation = f"annotate index {repository}:{tags[0]}"
+    if not manifest.is_index:
+        raise client.session.error(
+            operation, f"it is a single manifest ({manifest.media_type}), not an index"
+        )
+    document = manifest.document
+    document["annotations"] = {**(document.get("annotations") or {}), **annotations}
+    raw = serialize_json(document)
+    for tag in tags:
+        stored = await client.put_manifest(repository, tag, raw, manifest.media_type)
+        if stored != digest_of(raw):
+            raise RegistryError(f"{operation}: {tag} stored as {stored}")
+    return digest_of(raw)
+
+
+def split_reference(reference: str) -> tuple[str, str, str]:
+    """``(registry, repository, tag or digest)`` of ``ghcr.io/owner/name:tag`` or ``...@digest``."""
+    registry, slash, rest = reference.partition("/")
+    if not slash or not ("." in registry or ":" in registry or registry == "localhost"):
+        raise ValueError(
+            f"image reference {reference!r} has no registry host; accepted: "
+            "HOST/REPOSITORY:TAG or HOST/REPOSITORY@DIGEST"
+        )
+    if "@" in rest:
+        name, _, target = rest.partition("@")
+        check_digest(target)
+    else:
+        name, colon, target = rest.rpartition(":")
+        if not colon or "/" in target:
+            raise ValueError(
+                f"image reference {reference!r} names no tag or digest; accepted: "
+                "HOST/REPOSITORY:TAG or HOST/REPOSITORY@DIGEST (there is no implicit latest)"
+            )
+        check_reference(target)
+    return normalize_registry(registry), check_repository(name), target
+
+
 async def push_built(client: RegistryClient, repository: str, image: BuiltImage) -> str:
     """Push the blobs of ``image`` and its manifest by digest; returns the digest."""
-    await client.push_blob(repository, image.layer)
-    await client.push_blob(repository, image.config)
+    await push_blob(client, repository, image.layer)
+    await push_blob(client, repository, image.config)
     return await client.put_manifest(repository, image.digest, image.manifest, OCI_MANIFEST)
 
 

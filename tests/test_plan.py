@@ -110,7 +110,7 @@ def test_existing_tags_are_per_image() -> None:
         pytest.param("steinbeck", "ghcr.io", "ghcr.io/steinbeck/qm-nmr-calc-api", id="default"),
         pytest.param("Steinbeck", "ghcr.io", "ghcr.io/steinbeck/qm-nmr-calc-api", id="lowercased"),
         pytest.param("NMR-Lab", "GHCR.io", "ghcr.io/nmr-lab/qm-nmr-calc-api", id="both-lower"),
-        pytest.param("a.b_c", "127.0.0.1:5000", "127.0.0.1:5000/a.b_c/qm-nmr-calc-api", id="local"),
+        pytest.param("a-b-c", "127.0.0.1:5000", "127.0.0.1:5000/a-b-c/qm-nmr-calc-api", id="local"),
         pytest.param("x", "[::1]:5000", "[::1]:5000/x/qm-nmr-calc-api", id="ipv6"),
     ],
 )

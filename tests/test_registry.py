@@ -5,10 +5,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 import pytest
-from oci_images import build_image, push_image, push_release_image
+from oci_images import (
+    annotate_index,
+    build_image,
+    push_blob,
+    push_image,
+    push_release_image,
+    split_reference,
+)
+from pipeline.concurrency import gather
 from pipeline.registry import (
     DOCKER_MANIFEST,
     MANIFEST_TYPES,
@@ -17,10 +26,9 @@ from pipeline.registry import (
     Manifest,
     RegistryClient,
     RegistryError,
-    annotate_index,
     digest_of,
-    split_reference,
 )
+from pipeline.registry_http import ERROR_BODY, Limits
 from registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
@@ -203,9 +211,9 @@ async def test_push_blob_skips_existing_blob(registry: RegistryServer, owner: st
     data = b"qm-nmr-calc blob"
     transport = CountingTransport()
     async with client_for(registry, transport=transport) as client:
-        first = await client.push_blob(repo, data)
+        first = await push_blob(client, repo, data)
         uploads = [method for method, _ in transport.requests].count("POST")
-        second = await client.push_blob(repo, data)
+        second = await push_blob(client, repo, data)
         assert await client.get_blob(repo, first) == data
     assert first == second == digest_of(data)
     assert uploads == 1
@@ -243,7 +251,7 @@ async def test_annotate_index(registry: RegistryServer, owner: str) -> None:
         )
         before = await client.get_manifest(repo, "2.4.0")
         digest = await annotate_index(client, repo, tags, ANNOTATIONS)
-        again = await client.annotate_index(repo, tags, ANNOTATIONS)
+        again = await annotate_index(client, repo, tags, ANNOTATIONS)
         resolved = {tag: await client.get_manifest(repo, tag) for tag in tags}
         still_old = await client.get_manifest(repo, "2.3.0")
     assert digest == again != before.digest
@@ -260,14 +268,14 @@ async def test_annotate_index_refuses_single_manifest(registry: RegistryServer, 
     async with client_for(registry) as client:
         await push_release_image(client, repo, ["2.4.0"], ["linux/amd64"], LABELS)
         with pytest.raises(RegistryError, match="single manifest"):
-            await client.annotate_index(repo, ["2.4.0", "latest"], ANNOTATIONS)
+            await annotate_index(client, repo, ["2.4.0", "latest"], ANNOTATIONS)
         assert await client.list_tags(repo) == ["2.4.0"]
 
 
 async def test_annotate_index_needs_a_tag(registry: RegistryServer) -> None:
     async with client_for(registry) as client:
         with pytest.raises(ValueError, match="at least one tag"):
-            await client.annotate_index("a/b", [], ANNOTATIONS)
+            await annotate_index(client, "a/b", [], ANNOTATIONS)
 
 
 # --- the real registry with basic auth ------------------------------------------------------
@@ -280,6 +288,18 @@ async def test_basic_auth_with_right_credentials(auth_registry: RegistryServer, 
         digest = await push_release_image(client, repo, ["2.4.0", "latest"], PLATFORMS, LABELS)
         assert sorted(await client.list_tags(repo)) == ["2.4.0", "latest"]
         assert (await client.get_manifest(repo, "latest")).digest == digest
+
+
+async def test_basic_auth_answers_concurrent_first_requests(
+    auth_registry: RegistryServer, owner: str
+) -> None:
+    # Both requests go out before either learns that the registry wants basic credentials.
+    async with client_for(auth_registry) as client:
+        tags = await gather(
+            {name: partial(client.list_tags, f"{owner}/{name}") for name in ("api", "worker")}
+        )
+
+    assert tags == {"api": [], "worker": []}
 
 
 async def test_basic_auth_with_wrong_password(auth_registry: RegistryServer, owner: str) -> None:
@@ -423,7 +443,10 @@ async def test_plain_http_token_realm_is_refused() -> None:
         ("ghcr.io", "https"),
         ("registry.example.com:5000", "https"),
         ("127.0.0.1:5000", "http"),
-        ("localhost:5000", "http"),
+        ("localhost:5000", "https"),
+        ("127.attacker.example:5000", "https"),
+        ("127.0.0.2:5000", "http"),
+        ("[::1]:5000", "http"),
     ],
 )
 async def test_scheme_is_https_except_on_loopback(host: str, scheme: str) -> None:
@@ -479,7 +502,9 @@ async def test_wrong_content_digest_is_refused() -> None:
 
 
 async def test_docker_media_type_and_error_body_scrubbed() -> None:
-    raw = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST}).encode()
+    config = {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2}
+    config["digest"] = digest_of(b"{}")
+    raw = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config}).encode()
 
     def handle(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
@@ -522,45 +547,53 @@ def test_split_reference() -> None:
             split_reference(bad)
 
 
-async def test_a_read_answered_5xx_is_sent_again_and_a_write_is_not(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+FAST = Limits(read_timeout=1.0, deadline=5.0, retry_pauses=(0.0, 0.0, 0.0), max_retry_after=0.1)
+
+
+async def test_a_read_answered_5xx_is_sent_again_and_a_post_is_not() -> None:
     """A registry under concurrent writes can fail a read of a tag being written (distribution
-    answers 500 UNKNOWN): reads are repeated a few times; writes never are."""
-    monkeypatch.setattr("pipeline.registry.READ_RETRY_PAUSES", (0.0, 0.0, 0.0))
-    raw = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
-    answers = {"GET": [500, 503, 200], "PUT": [500, 201]}
+    answers 500 UNKNOWN): reads and idempotent writes are repeated a few times; a POST never."""
+    raw = (
+        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
+    )
+    answers = {"GET": [500, 503, 200], "PUT": [500, 201], "POST": [500]}
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.method)
         status = answers[request.method].pop(0)
-        if request.method == "GET" and status == 200:
-            media = "application/vnd.oci.image.manifest.v1+json"
-            return httpx.Response(200, content=raw, headers={"Content-Type": media})
+        if status == 200:
+            return httpx.Response(200, content=raw, headers={"Content-Type": OCI_INDEX})
         return httpx.Response(status, json={"errors": [{"code": "UNKNOWN", "message": "x"}]})
 
-    async with RegistryClient("127.0.0.1:1", transport=httpx.MockTransport(handler)) as client:
+    transport = httpx.MockTransport(handler)
+    async with RegistryClient("127.0.0.1:1", transport=transport, limits=FAST) as client:
         manifest = await client.get_manifest("a/b", "1.0.0")
         assert manifest.raw == raw
+        assert await client.put_manifest("a/b", "1.0.0", raw, OCI_INDEX) == digest_of(raw)
         with pytest.raises(RegistryError, match="500"):
-            await client.put_manifest(
-                "a/b", "1.0.0", raw, "application/vnd.oci.image.manifest.v1+json"
+            await client.session.request(
+                "POST",
+                client.session.base_url.join("/v2/a/b/blobs/uploads/"),
+                repository="a/b",
+                actions="pull,push",
+                operation="POST upload",
+                ok=frozenset({202}),
+                body=ERROR_BODY,
+                idempotent=False,
             )
-    assert seen == ["GET", "GET", "GET", "PUT"]
+    assert seen == ["GET", "GET", "GET", "PUT", "PUT", "POST"]
 
 
-async def test_a_read_that_keeps_failing_fails_after_the_last_repeat(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("pipeline.registry.READ_RETRY_PAUSES", (0.0, 0.0, 0.0))
+async def test_a_read_that_keeps_failing_fails_after_the_last_repeat() -> None:
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.method)
         return httpx.Response(500, json={"errors": [{"code": "UNKNOWN", "message": "x"}]})
 
-    async with RegistryClient("127.0.0.1:1", transport=httpx.MockTransport(handler)) as client:
+    transport = httpx.MockTransport(handler)
+    async with RegistryClient("127.0.0.1:1", transport=transport, limits=FAST) as client:
         with pytest.raises(RegistryError, match="500"):
             await client.get_manifest("a/b", "1.0.0")
     assert len(calls) == 4

@@ -685,8 +685,9 @@ async def test_cli_exits_1_when_the_registry_cannot_be_read(
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
     lines = [line for line in output.splitlines() if "cannot verify: " in line]
-    assert len(lines) == 1, output
-    assert host in lines[0]
+    # One line per problem: each image's repository could not be read.
+    assert len(lines) == 2, output
+    assert all(host in line for line in lines), output
     assert "Traceback" not in output
 
 

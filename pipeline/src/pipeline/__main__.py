@@ -1,7 +1,9 @@
 """Offline command line: ``python -m pipeline plan TAG ...`` and ``... verify TAG ...``.
 
 Needs no Dagger engine and never imports the Dagger SDK. Exit status: 0 ok, 1 a check found
-mismatches, 2 bad input (one line on stderr, nothing on stdout).
+mismatches or the registry could not be read (one line on stderr per problem), 2 bad input (one
+line on stderr, nothing on stdout). ``verify`` ends within ``VERIFY_DEADLINE`` seconds whatever
+the registry does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pipeline.catalogue import image_names
+from pipeline.log_text import safe_line
 from pipeline.plan import make_plan, render_table
 from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY
 
@@ -23,6 +26,8 @@ EXIT_BAD_INPUT = 2
 PROG = "python -m pipeline"
 PASSWORD_ENV = "REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a password
 """The registry password comes only from the environment, never from the command line."""
+VERIFY_DEADLINE = 40.0
+"""Seconds ``verify`` may take in all; each registry operation has its own, shorter deadline."""
 
 
 class BadInputError(Exception):
@@ -153,18 +158,38 @@ def run_verify(args: argparse.Namespace) -> int:
             )
             return await verify_release(client, plan)
 
+    async def verify_in_time() -> VerifyReport:
+        with anyio.fail_after(VERIFY_DEADLINE):
+            return await verify()
+
     try:
-        report = anyio.run(verify)
-    except RegistryError as error:
-        print(f"cannot verify: {error}", file=sys.stderr)
+        report = anyio.run(verify_in_time)
+    except TimeoutError:
+        registry = normalize_registry(args.registry)
+        print(
+            f"cannot verify: registry {registry} did not answer everything within "
+            f"{VERIFY_DEADLINE:g} s",
+            file=sys.stderr,
+        )
         return EXIT_MISMATCH
-    except ConcurrentStepsError as error:
-        if not all(isinstance(cause, RegistryError) for cause in error.failures.values()):
-            raise
-        print(f"cannot verify: {error}", file=sys.stderr)
+    except (RegistryError, ConcurrentStepsError) as error:
+        for problem in registry_errors(error):
+            print(safe_line(f"cannot verify: {problem}"), file=sys.stderr)
         return EXIT_MISMATCH
     print(report.render(), end="")
     return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def registry_errors(error: BaseException) -> list[BaseException]:
+    """The RegistryErrors in ``error`` (one, or each of several steps'); others raised again."""
+    from pipeline.concurrency import ConcurrentStepsError
+    from pipeline.registry import RegistryError
+
+    if isinstance(error, ConcurrentStepsError):
+        return [leaf for inner in error.failures.values() for leaf in registry_errors(inner)]
+    if isinstance(error, RegistryError):
+        return [error]
+    raise error
 
 
 COMMANDS = {"plan": run_plan, "verify": run_verify}
@@ -177,8 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (BadInputError, ValueError) as error:
         # One line even when argparse echoes an argument that holds a line break.
-        line = str(error).replace("\r", "\\r").replace("\n", "\\n")
-        print(f"{PROG}: error: {line}", file=sys.stderr)
+        print(safe_line(f"{PROG}: error: {error}"), file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -29,8 +29,13 @@ INDEX_ANNOTATION_KEYS = tuple(
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}\Z")
 # RFC 3339 date-time (section 5.6), with a zone; fromisoformat alone also takes ISO 8601 forms.
 _RFC3339 = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
+    r"^(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt ]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?P<offset_hour>[0-9]{2}):(?P<offset_minute>[0-9]{2}))\Z",
+    re.ASCII,
+)
+_CREATED_ACCEPTED = (
+    "accepted: e.g. 2026-11-20T14:03:00Z or 2026-11-20T15:03:00+01:00 (`git show -s --format=%cI`)"
 )
 
 
@@ -46,17 +51,40 @@ def check_revision(revision: str) -> str:
 
 def normalize_created(created: str) -> str:
     """A commit time as RFC 3339 in UTC (``2026-11-20T14:03:00Z``)."""
+    match = _RFC3339.match(created)
+    if match is None or not _is_rfc3339_time(match):
+        raise ValueError(
+            f"created {created!r} is not an RFC 3339 time with a zone; {_CREATED_ACCEPTED}"
+        )
     try:
         moment = datetime.fromisoformat(created.replace("Z", "+00:00").replace("z", "+00:00"))
-        utc = moment.astimezone(UTC) if _RFC3339.match(created) else None
+        utc = moment.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 in UTC
-        utc = None
-    if utc is None:
         raise ValueError(
-            f"created {created!r} is not an RFC 3339 time with a zone; accepted: e.g. "
-            "2026-11-20T14:03:00Z or 2026-11-20T15:03:00+01:00 (`git show -s --format=%cI`)"
-        )
+            f"created {created!r} is a valid RFC 3339 time, but one this tool cannot hold: "
+            "Python's datetime has no leap second (:60) and no year outside 0001-9999 in UTC; "
+            f"{_CREATED_ACCEPTED}"
+        ) from None
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_rfc3339_time(match: re.Match[str]) -> bool:
+    """Whether the fields of a matched date-time are in RFC 3339's ranges (second 60 allowed)."""
+    year, month, day = (int(match.group(name)) for name in ("year", "month", "day"))
+    if not 1 <= month <= 12:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    offset_hour = int(match.group("offset_hour") or 0)
+    offset_minute = int(match.group("offset_minute") or 0)
+    return (
+        1 <= day <= days
+        and int(match.group("hour")) <= 23
+        and int(match.group("minute")) <= 59
+        and int(match.group("second")) <= 60
+        and offset_hour <= 23
+        and offset_minute <= 59
+    )
 
 
 def image_labels(

@@ -1,7 +1,8 @@
 """Where an image is published: registry host, owner and repository names.
 
 GHCR requires lowercase repository paths, so the owner is lowercased; a registry or owner that
-cannot form a valid image reference is refused before anything else happens.
+cannot form a valid image reference is refused before anything else happens. The registry host
+grammar lives in ``oci_names``, shared with the registry client.
 """
 
 from __future__ import annotations
@@ -9,39 +10,29 @@ from __future__ import annotations
 import re
 
 from pipeline.catalogue import PROJECT, ImageSpec
+from pipeline.oci_names import host_of, is_loopback_ip
+from pipeline.oci_names import normalize_registry as normalize_registry
 
 DEFAULT_REGISTRY = "ghcr.io"
 DEFAULT_OWNER = "steinbeck"
 
-# The distribution reference grammar: a host name or IPv4 address (or [IPv6]), optional port.
-_HOST_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_REGISTRY = re.compile(
-    rf"^(?:{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?\Z"
-)
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-
-
-def normalize_registry(registry: str) -> str:
-    """A registry host such as ``ghcr.io`` or ``127.0.0.1:5000``; refuses schemes and paths."""
-    if not _REGISTRY.match(registry):
-        raise ValueError(
-            f"registry {registry!r} is not a registry host; accepted: a host name or address "
-            "with an optional port and no scheme or path, e.g. ghcr.io or 127.0.0.1:5000"
-        )
-    return registry.lower()
+_GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9])*\Z", re.ASCII)
+MAX_OWNER = 39
+"""GitHub user and organisation names have at most 39 characters."""
 
 
 def normalize_owner(owner: str) -> str:
-    """The owner as a repository path component: lowercased, as GHCR requires."""
-    lowered = owner.lower()
-    if not _PATH_COMPONENT.match(lowered):
+    """A GitHub owner as a repository path component: lowercased, as GHCR requires.
+
+    Checked before lowercasing and against ASCII only, so that compatibility forms (the Kelvin
+    sign U+212A lowercases to ``k``) are refused rather than folded into another owner.
+    """
+    if len(owner) > MAX_OWNER or not _GITHUB_OWNER.match(owner):
         raise ValueError(
-            f"owner {owner!r} cannot form an image repository; accepted: letters, digits and "
-            "single '.', '_' or '-' between them, e.g. steinbeck"
+            f"owner {owner!r} is not a GitHub user or organisation name; accepted: at most "
+            f"{MAX_OWNER} ASCII letters and digits with single '-' between them, e.g. steinbeck"
         )
-    return lowered
+    return owner.lower()
 
 
 def repository(registry: str, owner: str, image: ImageSpec) -> str:
@@ -60,9 +51,12 @@ def registry_host(reference: str) -> str:
 
 
 def is_loopback(registry: str) -> bool:
-    """Whether ``registry`` is on this machine, the only case where plain HTTP is allowed."""
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+    """Whether ``registry`` is a loopback IP address: the only host plain HTTP goes to.
+
+    Decided on the address, never on the name: ``127.attacker.example`` and ``localhost`` are
+    names, which any resolver may point elsewhere, and get HTTPS.
+    """
+    return is_loopback_ip(host_of(registry))
 
 
 def repository_path(reference: str) -> str:

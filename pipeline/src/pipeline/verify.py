@@ -2,7 +2,9 @@
 
 For each image: every planned tag exists and all resolve to one digest; the platform set is
 exactly the catalogue's; each platform's config carries the planned labels; an index carries
-its annotations. Every mismatch is collected and named, none stops the others being checked.
+its annotations. Every mismatch is collected and named, none stops the others being checked: a
+tag, manifest or config the registry fails to serve, or serves malformed, is a mismatch too.
+Reports are printable as they are: registry text in them is escaped (``log_text``).
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from pipeline.concurrency import gather
+from pipeline.log_text import safe_line
+from pipeline.oci_documents import config_platform_and_labels, platform_of
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.published import read_published
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
 from pipeline.versions import LATEST, floating_tag_names, published_versions
+
+MAX_INDEX_ENTRIES = 64
+"""Entries of an index checked at most: a release has a few platforms and attestations."""
 
 
 class VerificationError(RuntimeError):
@@ -53,29 +59,20 @@ class VerifyReport:
 
     @property
     def mismatches(self) -> list[str]:
-        """Every mismatch, prefixed with its image's name."""
-        return [f"{image.name}: {text}" for image in self.images for text in image.mismatches]
+        """Every mismatch, prefixed with its image's name, safe to print."""
+        return [
+            safe_line(f"{image.name}: {text}") for image in self.images for text in image.mismatches
+        ]
 
     def render(self) -> str:
-        """A readable report, one block per image."""
+        """A readable report, one block per image, each line safe to print."""
         lines = []
         for image in self.images:
             status = "OK" if image.ok else "MISMATCH"
             lines.append(f"{image.name}: {status} {image.repository}@{image.digest or '-'}")
             lines.append(f"  platforms {', '.join(image.platforms) or '-'}")
             lines += [f"  - {text}" for text in image.mismatches]
-        return "\n".join(lines) + "\n"
-
-
-def platform_of(descriptor_or_config: Mapping[str, Any]) -> str:
-    """``os/architecture[/variant]`` of an index entry's platform or an image config."""
-    parts = [
-        descriptor_or_config.get("os", "unknown"),
-        descriptor_or_config.get("architecture", "unknown"),
-    ]
-    if descriptor_or_config.get("variant"):
-        parts.append(descriptor_or_config["variant"])
-    return "/".join(parts)
+        return "\n".join(safe_line(line) for line in lines) + "\n"
 
 
 def compare(what: str, actual: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:
@@ -93,10 +90,23 @@ async def check_tags(
     client: RegistryClient, path: str, image: ImagePlan, expected_digest: str | None
 ) -> tuple[Manifest | None, list[str]]:
     """The manifest the version tag serves, and every tag-level mismatch."""
-    found = await gather(
-        {tag: partial(client.get_manifest_or_none, path, tag) for tag in image.tags}
-    )
-    mismatches = [f"tag {tag} is missing" for tag in image.tags if found[tag] is None]
+    unreadable: dict[str, RegistryError] = {}
+
+    async def resolve(tag: str) -> Manifest | None:
+        try:
+            return await client.get_manifest_or_none(path, tag)
+        except RegistryError as error:
+            unreadable[tag] = error
+            return None
+
+    found = await gather({tag: partial(resolve, tag) for tag in image.tags})
+    mismatches = [
+        f"tag {tag} cannot be read: {unreadable[tag]}"
+        if tag in unreadable
+        else f"tag {tag} is missing"
+        for tag in image.tags
+        if found[tag] is None
+    ]
     resolved = {tag: manifest for tag in image.tags if (manifest := found[tag]) is not None}
     version = resolved.get(image.decision.version_tag)
     if version is None:
@@ -109,10 +119,14 @@ async def check_tags(
     for tag, manifest in resolved.items():
         if manifest.digest == version.digest:
             continue
-        if tag != image.decision.version_tag and await held_by_higher_release(
-            client, path, image, tag, manifest.digest
-        ):
-            continue  # a concurrent, higher release took it: not this release's tag any more
+        try:
+            if tag != image.decision.version_tag and await held_by_higher_release(
+                client, path, image, tag, manifest.digest
+            ):
+                continue  # a concurrent, higher release took it: not this release's tag any more
+        except RegistryError as error:
+            mismatches.append(f"tag {tag}: cannot tell whether a higher release holds it: {error}")
+            continue
         mismatches.append(
             f"tag {tag} is at {manifest.digest}, not {version.digest} (the version tag's digest)"
         )
@@ -147,10 +161,17 @@ async def check_platforms(
     if top.is_index:
         if not image.multi_platform:
             mismatches.append("expected a single manifest, found an index")
+        # The registry client has checked the shape: descriptors with digests, string fields.
         entries = [
-            (platform_of(entry.get("platform") or {}), str(entry.get("digest")))
-            for entry in top.document.get("manifests", [])
+            (platform_of(entry.get("platform") or {}), str(entry["digest"]))
+            for entry in top.document["manifests"]
         ]
+        if len(entries) > MAX_INDEX_ENTRIES:
+            mismatches.append(
+                f"the index has {len(entries)} entries; only the first {MAX_INDEX_ENTRIES} "
+                "are checked"
+            )
+            entries = entries[:MAX_INDEX_ENTRIES]
         mismatches += compare(
             "index annotation", top.document.get("annotations", {}), image.index_annotations
         )
@@ -167,12 +188,15 @@ async def check_platforms(
             continue  # named below; an attestation or foreign entry has no labels to check
         try:
             manifest = top if digest == top.digest else await client.get_manifest(path, digest)
-            config = await client.get_json_blob(path, manifest.document["config"]["digest"])
-        except (RegistryError, KeyError, TypeError) as error:
-            mismatches.append(f"{declared or 'the image'}: cannot read its config ({error!r})")
+            if manifest.is_index:
+                raise ValueError(f"{digest} is an index, not an image manifest")
+            config_digest = manifest.document["config"]["digest"]
+            config = await client.get_json_blob(path, config_digest)
+            config_platform, labels = config_platform_and_labels(config)
+        except (RegistryError, ValueError) as error:
+            mismatches.append(f"{declared or 'the image'}: cannot read its config: {error}")
             continue
-        platform = served[-1] = declared or platform_of(config)
-        labels = (config.get("config") or {}).get("Labels") or {}
+        platform = served[-1] = declared or config_platform
         mismatches += compare(f"{platform}: label", labels, image.labels)
     duplicates = sorted({p for p in served if served.count(p) > 1})
     mismatches += [f"platform {p} appears more than once" for p in duplicates]
