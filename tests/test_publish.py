@@ -10,6 +10,8 @@ from typing import Any
 import dagger
 import pytest
 from dagger import dag
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from pipeline.concurrency import ConcurrentStepsError
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.plan import make_plan
@@ -458,3 +460,48 @@ async def test_rehearsal_check_releases_the_current_sources(
     assert list(digests) == ["0.0.0-rehearsal"]
     steps = [step for chain in engine.queries for step in chain]
     assert {step.name for step in steps if step.name in {"tag", "head"}} == {"head"}
+
+
+async def test_each_step_of_a_release_is_a_span(
+    registry_host: str, owner: str, engine: StandInEngine, spans: InMemorySpanExporter
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+
+    names = [span.name for span in spans.get_finished_spans()]
+    api, worker = (f"{registry_host}/{owner}/qm-nmr-calc-{name}" for name in ("api", "worker"))
+    assert sorted(name for name in names if name.startswith("build ")) == [
+        "build api linux/amd64",
+        "build api linux/arm64",
+        "build worker linux/amd64",
+    ]
+    assert sorted(name for name in names if name.startswith("push ")) == [
+        f"push {api}:2.4.0",
+        f"push {worker}:2.4.0",
+    ]
+    assert [name for name in names if name.startswith("annotate ")] == [f"annotate {api}:2.4.0"]
+    assert sorted(name for name in names if name.startswith("move ")) == [
+        f"move {api}:2.4",
+        f"move {api}:latest",
+        f"move {worker}:2.4",
+        f"move {worker}:latest",
+    ]
+    assert names.count("verify v2.4.0") == 1
+    # Pushes end before any tag moves; the verification ends last.
+    last_push = max(i for i, name in enumerate(names) if name.startswith("push "))
+    first_move = min(i for i, name in enumerate(names) if name.startswith(("move ", "annotate ")))
+    assert last_push < first_move
+    assert names[-1] == "verify v2.4.0"
+
+
+async def test_a_failed_step_is_a_failed_span(
+    registry_host: str, owner: str, engine: StandInEngine, spans: InMemorySpanExporter
+) -> None:
+    engine.failing_pushes = frozenset({"qm-nmr-calc-worker"})
+
+    with pytest.raises(dagger.QueryError):
+        await publish(registry_host, owner, "v2.4.0")
+
+    statuses = {span.name: span.status.status_code for span in spans.get_finished_spans()}
+    worker = f"push {registry_host}/{owner}/qm-nmr-calc-worker:2.4.0"
+    assert statuses[worker] == StatusCode.ERROR
+    assert not [name for name in statuses if name.startswith("move ")]

@@ -11,8 +11,12 @@ from hypothesis import strategies as st
 from pipeline.versions import (
     LATEST,
     MAX_TAG_LENGTH,
+    FloatingHolder,
+    PublishedVersion,
     ReleaseInputError,
     decide_tags,
+    floating_tag_names,
+    holder_of,
     parse_release_tag,
     published_versions,
 )
@@ -240,3 +244,140 @@ def test_refused_exactly_when_already_published(
             decide_tags(str(new), existing_tags)
     else:
         assert decide_tags(str(new), existing_tags).version_tag == str(new)
+
+
+# --- the registry state upstream left: floating tags on images of unknown version -------------
+
+UPSTREAM_TAGS = ["2.4.0", "2.4", "2.5.0", "2.5", "2.6.0", "2.6.5", "2.6", LATEST]
+"""What upstream's old workflow left: ``latest`` moved by every tag, last by ``v2.8``."""
+V28 = "sha256:" + "8" * 64
+V265 = "sha256:" + "6" * 64
+
+
+def _holder(
+    digest: str, label: str | None, tag_digests: dict[str, str] | None = None
+) -> FloatingHolder:
+    """What ``latest`` holds, given the version tags' digests and its version label."""
+    return holder_of(digest, tag_digests or {"2.6.5": V265, "2.4.0": "sha256:" + "4" * 64}, label)
+
+
+def test_holder_named_by_a_version_tag_sharing_its_digest() -> None:
+    holder = _holder(V265, "latest")
+
+    assert holder.version == semver.Version.parse("2.6.5")
+    assert "version tag 2.6.5 shares its digest" in holder.evidence
+
+
+def test_holder_named_by_its_semver_label() -> None:
+    holder = _holder(V28, "2.8.0")
+
+    assert holder.version == semver.Version.parse("2.8.0")
+    assert "label" in holder.evidence
+
+
+@pytest.mark.parametrize("label", [None, "latest", "v2.8", "2.8", "2.8.0+build"])
+def test_holder_of_unknown_version(label: str | None) -> None:
+    holder = _holder(V28, label)
+
+    assert holder.version is None
+    assert "no version tag shares its digest" in holder.evidence
+
+
+def test_unknown_latest_is_never_moved_silently() -> None:
+    decision = decide_tags("v2.9.0", UPSTREAM_TAGS, holders={LATEST: _holder(V28, "latest")})
+
+    assert decision.tags == ("2.9.0", "2.9")
+    (latest,) = [tag for tag in decision.floating if tag.name == LATEST]
+    assert latest.reason.startswith("stays: it points at 888888888888, of unknown version")
+    assert "--take-over-floating" in latest.reason
+
+
+def test_unknown_latest_moves_when_taken_over() -> None:
+    decision = decide_tags(
+        "v2.9.0",
+        UPSTREAM_TAGS,
+        holders={LATEST: _holder(V28, "latest")},
+        take_over_floating=True,
+    )
+
+    assert decision.tags == ("2.9.0", "2.9", LATEST)
+    (latest,) = [tag for tag in decision.floating if tag.name == LATEST]
+    assert "taken over (--take-over-floating)" in latest.reason
+
+
+def test_take_over_never_moves_a_known_higher_release_backwards() -> None:
+    decision = decide_tags(
+        "v2.7.0",
+        UPSTREAM_TAGS,
+        holders={LATEST: _holder(V28, "2.8.0")},  # labelled, no version tag: still known
+        take_over_floating=True,
+    )
+
+    assert decision.tags == ("2.7.0", "2.7")
+    (latest,) = [tag for tag in decision.floating if tag.name == LATEST]
+    assert latest.reason == "stays: it holds 2.8.0 (its version label is 2.8.0), higher than 2.7.0"
+
+
+def test_known_holder_compares_as_without_one() -> None:
+    holders = {LATEST: _holder(V265, "2.6.5"), "2.6": _holder(V265, "2.6.5")}
+
+    with_holders = decide_tags("v2.6.6", UPSTREAM_TAGS, holders=holders)
+
+    assert with_holders == decide_tags("v2.6.6", UPSTREAM_TAGS)
+
+
+def test_prerelease_reads_no_floating_tag() -> None:
+    assert floating_tag_names(semver.Version.parse("2.9.0-rc.1")) == ()
+    assert floating_tag_names(semver.Version.parse("2.9.0")) == ("2.9", LATEST)
+
+
+@given(
+    new=_versions(),
+    existing=st.lists(_versions(), max_size=6),
+    label=st.one_of(st.none(), _versions().map(str), st.sampled_from(["latest", "v2.8"])),
+    take_over=st.booleans(),
+)
+def test_a_holder_only_ever_holds_a_move_back(
+    new: semver.Version,
+    existing: list[semver.Version],
+    label: str | None,
+    take_over: bool,
+) -> None:
+    """Whatever ``latest`` holds, knowing it never moves a tag the tags alone would not move."""
+    tags = [str(version) for version in existing if version != new]
+    holder = holder_of(V28, {}, label)
+    without = decide_tags(str(new), tags)
+    with_holder = decide_tags(
+        str(new), tags, holders={LATEST: holder}, take_over_floating=take_over
+    )
+
+    assert set(with_holder.tags) <= set(without.tags)
+    moved_without = LATEST in without.tags
+    if moved_without and holder.version is None:
+        assert (LATEST in with_holder.tags) == take_over
+    if moved_without and holder.version is not None and not holder.version > new:
+        assert LATEST in with_holder.tags
+
+
+# --- a release that stopped half-way ------------------------------------------------------------
+
+
+def test_version_tag_holding_this_release_is_kept() -> None:
+    kept = PublishedVersion(True, "holds this release", "sha256:" + "a" * 64)
+
+    decision = decide_tags("v2.4.0", ["2.4.0"], published_version=kept)
+
+    assert decision.kept == kept
+    assert decision.tags == ("2.4.0", "2.4", LATEST)
+
+
+def test_version_tag_holding_another_build_is_refused_with_why() -> None:
+    other = PublishedVersion(False, "it holds revision 0123", "sha256:" + "a" * 64)
+
+    with pytest.raises(ReleaseInputError, match=r"already published \(it holds revision 0123\)"):
+        decide_tags("v2.4.0", ["2.4.0"], published_version=other)
+
+
+def test_two_part_tag_names_the_tag_to_push() -> None:
+    with pytest.raises(ReleaseInputError, match=r"push 'v2\.8\.0'"):
+        parse_release_tag("v2.8")

@@ -92,14 +92,22 @@ def test_the_engine_version_in_the_workflows_is_dagger_json_s() -> None:
     assert seen >= 2, "both the release and the CI workflow run dagger"
 
 
-def test_ci_runs_the_test_script_and_dagger_check() -> None:
+def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
     ci = load(WORKFLOWS / "ci.yml")
     assert set(ci["on"]) == {"pull_request", "push"}
     assert ci["on"]["push"]["branches"] == ["main"]
     runs = [str(step.get("run", "")) for step in steps(ci)]
-    assert any(run.strip() == "scripts/test" for run in runs)
+    assert any(run.strip().endswith(" scripts/test") for run in runs)
     verbs = [step.get("with", {}).get("verb") for step in dagger_steps(ci)]
-    assert verbs == ["check"]
+    assert verbs == ["check", None]  # None: the action only installs the CLI
+    (engine,) = [
+        job
+        for job in ci["jobs"].values()
+        if any(s in dagger_steps({"jobs": {"j": job}}) for s in job["steps"])
+        and any("tests/engine" in str(step.get("run", "")) for step in job["steps"])
+    ]
+    (engine_run,) = [step for step in engine["steps"] if "tests/engine" in str(step.get("run", ""))]
+    assert engine_run["env"]["REQUIRE_DAGGER"] == "1"  # a missing CLI fails, never skips
     for job in ci["jobs"].values():
         assert effective_permissions(ci, job) == {"contents": "read"}
 

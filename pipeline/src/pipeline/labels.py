@@ -17,6 +17,9 @@ from pipeline.versions import PublishedVersion
 PREFIX = "org.opencontainers.image."
 VERSION = PREFIX + "version"
 REVISION = PREFIX + "revision"
+CREATED = PREFIX + "created"
+IDENTITY_KEYS = (VERSION, REVISION, CREATED)
+"""The labels that say which release an image is: the version, its commit, the commit's time."""
 LICENSE = "MIT"
 MAX_DESCRIPTION = 512
 """GHCR shows at most 512 characters of a package description."""
@@ -114,7 +117,7 @@ def image_labels(
     if revision is not None:
         labels[REVISION] = check_revision(revision)
     if created is not None:
-        labels[PREFIX + "created"] = normalize_created(created)
+        labels[CREATED] = normalize_created(created)
     return labels
 
 
@@ -129,22 +132,35 @@ def published_version(
     """Whether the image at a release's version tag is this release, by its labels.
 
     Digests are not reproducible (Dagger v0.21 rebuilds image times on publish), so the same
-    release is the same version and the same commit: every platform's config carries the planned
-    version and revision labels. Without a planned revision nothing identifies the release.
+    release is the same version of the same commit: every platform's config carries the planned
+    version, revision and created labels. ``created`` is the commit's time here, but the wall
+    clock of the run in images of upstream's old workflow, which carry the same version and
+    revision: those are another build, never taken for this one. Without a planned revision
+    nothing identifies the release.
     """
     short = digest.removeprefix("sha256:")[:12]
     if REVISION not in planned:
         return PublishedVersion(
             False, f"{short} is there, and this release has no revision to compare it with", digest
         )
-    wanted = (planned.get(VERSION), planned[REVISION])
-    seen = sorted({(labels.get(VERSION), labels.get(REVISION)) for labels in found}, key=str)
+    keys = [key for key in IDENTITY_KEYS if key in planned]
+    wanted = tuple(planned[key] for key in keys)
+    seen = sorted({tuple(labels.get(key, "none") for key in keys) for labels in found})
     if found and seen == [wanted]:
         return PublishedVersion(
             True,
-            f"{short} already holds this release, version {wanted[0]} of revision "
-            f"{wanted[1][:12]}: kept, and the release completed",
+            f"{short} already holds this release, version {planned.get(VERSION)} of revision "
+            f"{planned[REVISION][:12]}: kept, and the release completed",
             digest,
         )
-    described = ", ".join(f"version {version} of revision {revision}" for version, revision in seen)
-    return PublishedVersion(False, f"{short} holds {described or 'no labelled image'}", digest)
+    names = [key.removeprefix(PREFIX) for key in keys]
+    described = "; ".join(
+        ", ".join(f"{name} {value}" for name, value in zip(names, values, strict=True))
+        for values in seen
+    )
+    planned_text = ", ".join(f"{name} {value}" for name, value in zip(names, wanted, strict=True))
+    return PublishedVersion(
+        False,
+        f"{short} holds {described or 'no labelled image'}; this release is {planned_text}",
+        digest,
+    )
