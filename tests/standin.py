@@ -27,9 +27,12 @@ import ipaddress
 import itertools
 import json
 import socket
+import subprocess
+import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +52,8 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 COMMIT_TIME_COMMAND = ["git", "show", "-s", "--format=%cI"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_SNAPSHOT = REPO_ROOT.parent / "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 SERVICE_DOMAIN = "standin.internal"
 """Service endpoints are names in this domain (as the engine's session domain), resolved to
 127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
@@ -60,6 +65,24 @@ def engine_error(message: str) -> dagger.QueryError:
         [QueryErrorValue(message)],
         SimpleNamespace(document=None),  # type: ignore[arg-type]
     )
+
+
+@cache
+def repository_files() -> frozenset[str]:
+    """This repository's files, as ``DefaultPath("/")`` gives them to the module."""
+    listing = subprocess.run(
+        ["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return frozenset(listing.stdout.splitlines())
+
+
+@cache
+def upstream_files() -> frozenset[str]:
+    """The files of upstream's v2.4.0 tree (the application's sources)."""
+    with tarfile.open(UPSTREAM_SNAPSHOT) as snapshot:
+        return frozenset(
+            name.split("/", 1)[1] for name in snapshot.getnames() if "/" in name.strip("/")
+        )
 
 
 def plain_http_allowed(host: str) -> bool:
@@ -100,6 +123,8 @@ class StandInEngine:
     build_seconds: float = 0.0
     failing_platforms: frozenset[str] = frozenset()
     app_sources: bool = False
+    """Whether the module's source directory is the application's tree (upstream's files) or,
+    as by default, this repository's; ``Directory.exists`` answers from the real file list."""
     revision: str = REVISION
     created: str = CREATED
     secrets: Mapping[str, str] = field(default_factory=dict)
@@ -153,7 +178,7 @@ class StandInEngine:
         handlers: dict[str, Callable[[Field, list[Field]], Any]] = {
             "sync": self._sync,
             "id": lambda _leaf, chain: self.new_id(chain),
-            "exists": lambda _leaf, _chain: self.app_sources,
+            "exists": self._exists,
             "commit": self._commit,
             "stdout": self._stdout,
             "plaintext": self._plaintext,
@@ -235,6 +260,14 @@ class StandInEngine:
                     return source[: tree[-1]]
                 raise NotImplementedError("git needs the tree mounted with its .git directory")
         raise NotImplementedError("no git tree mounted for the command")
+
+    def _exists(self, leaf: Field, chain: list[Field]) -> bool:
+        """``Directory.exists`` on the module's source: from the real files it stands for."""
+        if [step.name for step in chain] != ["directory"]:
+            raise NotImplementedError(f"the stand-in answers exists only on the source: {chain}")
+        files = upstream_files() if self.app_sources else repository_files()
+        path = str(leaf.args["path"]).strip("/")
+        return path in files or any(name.startswith(path + "/") for name in files)
 
     def _endpoint(self, leaf: Field, _chain: list[Field]) -> str:
         """``Service.endpoint``: a name in the session domain, never ``localhost``."""

@@ -4,6 +4,7 @@ REAL registry on loopback. Everything after the engine (tags, annotations, read-
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipeline.concurrency import ConcurrentStepsError
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.plan import make_plan
 from pipeline.registry import RegistryClient
+from pipeline.verify import VerificationError
 from pipeline.versions import ReleaseInputError
 from registry_server import RegistryServer
 from standin import CREATED, REVISION, StandInEngine
@@ -332,6 +334,7 @@ async def test_token_never_leaves_the_secret(
     owner: str,
     engine: StandInEngine,
     capsys: pytest.CaptureFixture[str],
+    spans: InMemorySpanExporter,
 ) -> None:
     references = await publish(registry_host, owner, "v2.4.0")
 
@@ -345,8 +348,25 @@ async def test_token_never_leaves_the_secret(
     auth_steps = [
         step for chain in engine.queries for step in chain if step.name == "withRegistryAuth"
     ]
-    assert auth_steps
-    assert all(isinstance(step.args["secret"], dagger.Secret) for step in auth_steps)
+    # The engine gets the token as the secret the user passed, for the registry's host only.
+    assert {
+        (step.args["address"], step.args["username"], secret_ids(step.args["secret"]))
+        for step in auth_steps
+    } == {(registry_host, "bot", (TOKEN_ID,))}
+    traced = [
+        str(text)
+        for span in spans.get_finished_spans()
+        for text in (span.name, *(span.attributes or {}).values(), *(e.name for e in span.events))
+    ]
+    assert traced
+    assert not [text for text in traced if TOKEN in text]
+
+
+def secret_ids(secret: dagger.Secret) -> tuple[str, ...]:
+    """The ids a secret argument was loaded from (``--password env:...`` gives one)."""
+    return tuple(
+        str(step.args["id"]) for step in secret._ctx.selections if step.name == "loadSecretFromID"
+    )
 
 
 @pytest.mark.parametrize(
@@ -505,3 +525,73 @@ async def test_a_failed_step_is_a_failed_span(
     worker = f"push {registry_host}/{owner}/qm-nmr-calc-worker:2.4.0"
     assert statuses[worker] == StatusCode.ERROR
     assert not [name for name in statuses if name.startswith("move ")]
+
+
+async def test_the_same_commit_gives_the_same_labels_on_every_run(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    """Labels are the reproducible part (image times and digests are not, on Dagger v0.21)."""
+    runs = []
+    for _ in range(2):
+        container = await pipeline_for(registry_host, owner).build(
+            "worker", "linux/amd64", tag="v2.4.0"
+        )
+        runs.append(engine.describe(list(container._ctx.selections)).labels)
+
+    assert runs[0] == runs[1]
+    assert runs[0]["org.opencontainers.image.created"] == "2026-11-20T14:03:00Z"  # the commit's
+    assert runs[0][REVISION_LABEL] == REVISION
+
+
+async def test_plan_with_existing_tags_reads_no_registry(
+    owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    StandInEngine("127.0.0.1:1").install(monkeypatch)  # nothing listens: a read would fail
+
+    plan = await pipeline_for("127.0.0.1:1", owner).plan("v2.4.1", existing_tags=["2.5.0"])
+
+    assert "tags        2.4.1, 2.4\n" in plan
+    assert "latest      stays: 2.5.0 is higher than 2.4.1 in all versions" in plan
+
+
+async def test_plan_reads_the_registry_by_default(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.5.0")
+
+    plan = await pipeline_for(registry_host, owner).plan("v2.4.1")
+
+    assert "latest      stays: 2.5.0 is higher than 2.4.1 in all versions" in plan
+
+
+async def test_verify_function_with_credentials_on_a_private_registry(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
+    engine.install(monkeypatch)
+    pipeline = pipeline_for(auth_registry.host, owner)
+    await pipeline.publish("v2.4.0", username=auth_registry.username, password=token())
+
+    report = await pipeline.verify("v2.4.0", username=auth_registry.username, password=token())
+
+    assert report.count(": OK ") == 2
+    with pytest.raises(ConcurrentStepsError, match="401"):
+        await pipeline.verify("v2.4.0")  # anonymous: every read is refused
+
+
+async def test_verify_function_fails_naming_the_mismatch(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    await publish(registry_host, owner, "v2.4.0")
+    async with RegistryClient(registry_host) as client:
+        path = f"{owner}/qm-nmr-calc-worker"
+        other = await client.get_manifest(path, "2.4.0")
+        document = other.document
+        document["annotations"] = {"moved": "by hand"}
+        raw = json.dumps(document).encode()
+        await client.put_manifest(path, "latest", raw, other.media_type)
+
+    with pytest.raises(VerificationError, match=r"worker: tag latest is at sha256:") as failure:
+        await pipeline_for(registry_host, owner).verify("v2.4.0")
+
+    assert str(failure.value).count("tag latest") == 1  # the api's latest still holds

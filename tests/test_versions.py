@@ -106,10 +106,6 @@ def test_refused_tags(tag: str, word: str) -> None:
         parse_release_tag(tag)
 
 
-def test_refusal_is_a_value_error() -> None:
-    assert issubclass(ReleaseInputError, ValueError)
-
-
 @pytest.mark.parametrize(
     ("tag", "existing"),
     [
