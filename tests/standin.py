@@ -136,6 +136,8 @@ class StandInEngine:
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
     pushes: list[tuple[str, list[Variant]]] = field(default_factory=list)
+    built_on_publish: list[list[Field]] = field(default_factory=list)
+    """Variant chains a publish built because no ``sync`` had built them before."""
     _ids: dict[str, list[Field]] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _built: dict[str, Variant] = field(default_factory=dict)
@@ -299,7 +301,12 @@ class StandInEngine:
                 "a non-empty receiver is published as one more platform variant; publish from "
                 "dag.container() and pass every build in platform_variants"
             )
-        variants = [await self._build(list(container._ctx.selections)) for container in containers]
+        chains = [list(container._ctx.selections) for container in containers]
+        # The engine builds what a publish needs; a variant first built here was never synced.
+        self.built_on_publish += [
+            chain for chain in chains if repr(self.describe(chain)) not in self._built
+        ]
+        variants = [await self._build(chain) for chain in chains]
         platforms = [variant.platform for variant in variants]
         if len(set(platforms)) != len(platforms):
             raise engine_error(f"duplicate platform in platform variants: {platforms}")

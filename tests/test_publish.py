@@ -181,6 +181,7 @@ async def test_every_variant_is_built_before_anything_is_pushed(
     first_push = leaves.index("publish")
     assert leaves[:first_push].count("sync") == 3
     assert "sync" not in leaves[first_push:]
+    assert engine.built_on_publish == []
 
 
 async def test_failed_arm64_build_publishes_nothing(

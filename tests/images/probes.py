@@ -24,23 +24,30 @@ HTTP_TIMEOUT = 30.0
 LOG_TIMEOUT = 20.0
 QMNMR_UID = 999
 NATIVE_PLATFORM = "linux/amd64"
-EMULATION_SLOWDOWN = 8
+EMULATION_SLOWDOWN = 30
+"""A script's ``sleep N`` under QEMU waits up to N times this, ending once the API answers."""
 SHIM_DIR = "/opt/emulation-shim"
 IMAGE_PATH = "/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def slow_sleep(directory: Path) -> list[str]:
-    """``docker run`` arguments that stretch every ``sleep`` of a script by ``EMULATION_SLOWDOWN``.
+    """``docker run`` arguments that stretch every ``sleep`` of a script under emulation.
 
-    Under QEMU the API takes about 11 s to start instead of 2 s; upstream's validate-api.sh waits
-    a fixed 3 s before it asks for /health. A ``sleep`` first on PATH waits longer instead.
+    Under QEMU the API takes about 11 s to start instead of 2 s (longer on a busy machine);
+    upstream's validate-api.sh waits a fixed 3 s before it asks for /health. A ``sleep`` first
+    on PATH waits up to ``EMULATION_SLOWDOWN`` times longer, and ends as soon as the API answers.
     """
     shim = directory / "emulation-shim"
     shim.mkdir()
     shim.chmod(0o755)
     script = shim / "sleep"
     script.write_text(
-        f'#!/bin/sh\nexec /bin/sleep "$(( ${{1%%[!0-9]*}} * {EMULATION_SLOWDOWN} ))"\n'
+        "#!/bin/sh\n"
+        f"end=$(( $(date +%s) + ${{1%%[!0-9]*}} * {EMULATION_SLOWDOWN} ))\n"
+        'while [ "$(date +%s)" -lt "$end" ]; do\n'
+        f"  curl -fs -o /dev/null http://127.0.0.1:{API_PORT}/health && exit 0\n"
+        "  /bin/sleep 1\n"
+        "done\n"
     )
     script.chmod(0o755)
     return [f"--volume={shim}:{SHIM_DIR}:ro", f"--env=PATH={SHIM_DIR}:{IMAGE_PATH}"]
