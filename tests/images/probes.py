@@ -25,15 +25,15 @@ LOG_TIMEOUT = 20.0
 QMNMR_UID = 999
 NATIVE_PLATFORM = "linux/amd64"
 EMULATION_SLOWDOWN = 30
-"""A script's ``sleep N`` under QEMU waits up to N times this, ending once the API answers."""
+"""A script's ``sleep N`` waits up to N times this, ending once the API answers."""
 SHIM_DIR = "/opt/emulation-shim"
 IMAGE_PATH = "/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def slow_sleep(directory: Path) -> list[str]:
-    """``docker run`` arguments that stretch every ``sleep`` of a script under emulation.
+    """``docker run`` arguments that stretch every ``sleep`` of a script until the API answers.
 
-    Under QEMU the API takes about 11 s to start instead of 2 s (longer on a busy machine);
+    Under QEMU the API takes about 11 s to start instead of 2 s, and longer on a busy machine;
     upstream's validate-api.sh waits a fixed 3 s before it asks for /health. A ``sleep`` first
     on PATH waits up to ``EMULATION_SLOWDOWN`` times longer, and ends as soon as the API answers.
     """
