@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pipeline.versions import ReleaseInputError, decide_tags, parse_release_tag
+from pipeline.versions import FloatingHolder, ReleaseInputError, decide_tags, parse_release_tag
+from semver import Version
 
 ACCEPTED = (
     "accepted: vMAJOR.MINOR.PATCH or vMAJOR.MINOR.PATCH-PRERELEASE, e.g. v2.4.0 or v2.5.0-rc.1"
@@ -25,4 +26,15 @@ def test_a_published_version_is_refused_saying_how_to_go_on() -> None:
     assert str(refused.value) == (
         "version 2.4.0 is already published and published versions are immutable; "
         "release a new version, or pass --overwrite to replace it"
+    )
+
+
+def test_a_floating_tag_on_this_very_version_moves_again_on_overwrite() -> None:
+    holder = FloatingHolder("sha256:" + "ef" * 32, Version(2, 4, 0), "version tag 2.4.0 shares it")
+    decision = decide_tags(
+        "v2.4.0", ["2.4.0", "2.4", "latest"], overwrite=True, holders={"latest": holder}
+    )
+    assert decision.tags == ("2.4.0", "2.4", "latest")
+    assert (
+        decision.floating[1].reason == "moves: 2.4.0 is the highest stable version in all versions"
     )
