@@ -1,0 +1,310 @@
+"""Benchmark: the mutation score of the pipeline, per module and overall, with mutmut.
+
+Runs ``mutmut run`` (mutmut 3, pinned in requirements-dev.txt) once per group of modules
+(``GROUPS``), each in ``build/mutmut/<group>/``: a work directory laid out as mutmut expects a
+``src/`` project (``src`` -> ``pipeline/src``, ``tests``, ``pytest.ini``, and a ``setup.cfg``
+written by ``config``). mutmut copies the sources into ``mutants/`` there, writes every mutant
+into them behind a trampoline, records which of the group's tests reach which function, then
+runs, for each mutant, only those tests (``pytest -x``), each run in a fresh forked process.
+
+Then prints every surviving mutant not in ``EQUIVALENT`` with its diff, each equivalent one with
+why, per module the kill rate (mutants killed, by a failing or timed-out test, out of those not
+equivalent; mutants not run count as not killed), how long it took, and last
+``mutation score: N%``.
+
+Which tests can kill a mutant: those of its group that call the mutated function in the pytest
+process (the stand-in engine, the registry client against the loopback ``docker-registry``, the
+CLI's in-process calls). Tests that run ``python -m pipeline`` in a subprocess see the mutant too
+(``PYTHONPATH`` points at the mutated copy and the child inherits ``MUTANT_UNDER_TEST``), but
+mutmut picks a test for a mutant only if it reached the function in-process: a function reached
+only through a subprocess has no test (``render_table`` had none before
+``tests/test_mutants_plan.py``).
+
+Results are cached: a second run re-tests only mutants of changed functions, and an interrupted
+run resumes. ``--modules versions plan`` re-tests just those modules; ``--report`` only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "mutmut"
+MUTMUT = Path(sys.executable).with_name("mutmut")
+PACKAGE = "pipeline"
+
+TARGETS: dict[str, int] = {
+    "versions": 90,
+    "plan": 90,
+    "labels": 90,
+    "finishing": 90,
+    "published": 90,
+    "verify": 90,
+    "main": 80,
+    "publishing": 80,
+    "registry": 80,
+    "registry_http": 80,
+    "registry_auth": 80,
+    "oci_names": 80,
+    "oci_documents": 80,
+}
+"""The modules scored, with the kill rate each must reach (percent)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules mutated together, in their own work directory, against their own tests."""
+
+    name: str
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    """The test files that exercise these modules (``test_mutants_<module>.py`` are added)."""
+
+    @property
+    def work(self) -> Path:
+        """mutmut's working directory for this group."""
+        return BUILD / self.name
+
+
+GROUPS = (
+    Group(
+        "rules",
+        ("versions", "plan", "labels"),
+        ("test_versions.py", "test_plan.py", "test_cli.py", "test_module.py"),
+    ),
+    Group(
+        "release",
+        ("finishing", "published", "verify"),
+        ("test_publish.py", "test_verify.py", "test_upstream_state.py"),
+    ),
+    Group(
+        "dagger",
+        ("main", "publishing"),
+        ("test_publish.py", "test_module.py", "test_upstream_state.py", "test_verify.py"),
+    ),
+    Group(
+        "registry",
+        ("registry", "registry_http", "registry_auth", "oci_names", "oci_documents"),
+        ("test_registry.py", "test_hostile_registry.py", "test_upstream_state.py"),
+    ),
+)
+"""Each mutant is tested only against its group's tests that reach the mutated function.
+
+Left out everywhere: ``tests/images`` (real image builds), ``tests/engine`` (needs a Dagger
+engine), tests of the repository's other files (Dockerfiles, workflows, packaging), and
+``tests/test_concurrent_releases.py`` (about 4 minutes a pass, again for every mutant it reaches).
+"""
+
+
+def config(group: Group) -> dict[str, str]:
+    """mutmut's ``[mutmut]`` section for ``group``."""
+    tests = [f"tests/{name}" for name in group.tests]
+    tests += [f"tests/test_mutants_{module}.py" for module in group.modules]
+    return {
+        "source_paths": "src/pipeline",
+        "only_mutate": "\n".join(f"src/pipeline/{module}.py" for module in group.modules),
+        "pytest_add_cli_args_test_selection": "\n".join(
+            test for test in tests if (ROOT / test).exists()
+        ),
+        "pytest_add_cli_args": "\n".join(["-p", "no:cacheprovider"]),
+        # Every pytest run in a fresh child: the span fixture installs OpenTelemetry's tracer
+        # provider, which can be set once per process, so runs forked from one that ran the
+        # tests would record no spans and fail.
+        "process_isolation": "forkserver",
+    }
+
+
+KILLED = {"killed", "timeout", "segfault"}
+"""Statuses that mean a test noticed the mutant."""
+
+_ZIP = "names and values are built from the same keys: zip never sees unequal lengths"
+_FALSY = "this_release=None instead of False: decide_tags only tests its truth"
+_DIGEST = "the digest of an image that is not this release is never read: decide_tags refuses it"
+
+EQUIVALENT: dict[str, str] = {
+    **{f"pipeline.labels.x_published_version__mutmut_{n}": _ZIP for n in (49, 52, 53, 59, 62, 63)},
+    **{f"pipeline.labels.x_published_version__mutmut_{n}": _FALSY for n in (8, 64)},
+    **{f"pipeline.labels.x_published_version__mutmut_{n}": _DIGEST for n in (10, 66)},
+    "pipeline.versions.x_floating_tags__mutmut_1": (
+        "take_over_floating defaults to True: only finishing calls floating_tags with the"
+        " default, and without holders, where take_over_floating is never read"
+    ),
+    "pipeline.versions.x_floating_tags__mutmut_22": (
+        "in_scope(None, ...) for the X.Y scope: in_scope only asks whether the name is"
+        " 'latest', which neither None nor X.Y is"
+    ),
+    "pipeline.versions.x__respect_holder__mutmut_19": (
+        "moves=None instead of False: every reader of FloatingTag.moves tests its truth"
+        " (mypy --strict refuses the mutant)"
+    ),
+    "pipeline.versions.x__respect_holder__mutmut_39": (
+        "moves=None instead of False: every reader of FloatingTag.moves tests its truth"
+        " (mypy --strict refuses the mutant)"
+    ),
+    "pipeline.labels.x_normalize_created__mutmut_18": (
+        "replace('XXZXX', ...) leaves a 'Z' that Python 3.11's fromisoformat reads as UTC"
+    ),
+    "pipeline.labels.x_normalize_created__mutmut_19": (
+        "replace('z', ...) twice leaves a 'Z' that Python 3.11's fromisoformat reads as UTC"
+    ),
+    "pipeline.labels.x__is_rfc3339_time__mutmut_55": (
+        "offset hour 1 instead of 0 for a 'Z' time: only compared with <= 23"
+    ),
+    "pipeline.labels.x__is_rfc3339_time__mutmut_62": (
+        "offset minute 1 instead of 0 for a 'Z' time: only compared with <= 59"
+    ),
+}
+"""Surviving mutants that no test can kill, because they behave as the original: id -> why."""
+
+
+@dataclass
+class Module:
+    """The mutants of one module, by status."""
+
+    name: str
+    target: int
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    def killed(self) -> int:
+        """Mutants a test noticed."""
+        return sum(status in KILLED for status in self.statuses.values())
+
+    def equivalent(self) -> list[str]:
+        """Mutants listed as equivalent that no test killed."""
+        return [m for m, s in self.statuses.items() if m in EQUIVALENT and s not in KILLED]
+
+    def survivors(self) -> list[str]:
+        """Mutants no test killed and not listed as equivalent (not yet run included)."""
+        return [m for m, s in self.statuses.items() if m not in EQUIVALENT and s not in KILLED]
+
+    def unchecked(self) -> int:
+        """Mutants not run yet (an interrupted run)."""
+        return sum(status == "not checked" for status in self.statuses.values())
+
+    def scored(self) -> int:
+        """Mutants that count: all but the equivalent ones."""
+        return len(self.statuses) - len(self.equivalent())
+
+
+def prepare(group: Group) -> None:
+    """Lay out the group's work directory as a ``src/`` project with this checkout's files."""
+    # Made now: a PYTHONPATH entry that does not exist at start-up is never searched afterwards.
+    (group.work / "mutants" / "src").mkdir(parents=True, exist_ok=True)
+    links = {"src": ROOT / "pipeline" / "src", "tests": ROOT / "tests"}
+    links["pytest.ini"] = ROOT / "pytest.ini"
+    for name, target in links.items():
+        link = group.work / name
+        if not link.is_symlink():
+            link.symlink_to(os.path.relpath(target, group.work))
+    lines = ["[mutmut]"]
+    for key, value in config(group).items():
+        lines.append(f"{key} = {value}".replace("\n", "\n    "))
+    (group.work / "setup.cfg").write_text("\n".join(lines) + "\n")
+
+
+def run_mutmut(group: Group, modules: list[str], max_children: int) -> int:
+    """Run ``mutmut run`` for ``modules`` of ``group``, its output into ``mutmut.log``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(group.work / "mutants" / "src")
+    command = [str(MUTMUT), "run", "--max-children", str(max_children)]
+    if set(modules) != set(group.modules):  # named mutants are tested again even when cached
+        command += [f"{PACKAGE}.{module}.*" for module in modules]
+    with (group.work / "mutmut.log").open("w") as out:
+        process = subprocess.run(
+            command, cwd=group.work, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
+    return process.returncode
+
+
+def group_of(module: str) -> Group:
+    """The group that mutates ``module``."""
+    return next(group for group in GROUPS if module in group.modules)
+
+
+def load(module: str) -> Module:
+    """The statuses of ``module``'s mutants from mutmut's cache."""
+    meta = group_of(module).work / "mutants" / "src" / PACKAGE / f"{module}.py.meta"
+    result = Module(module, TARGETS[module])
+    if meta.exists():
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        result.statuses = {key: status_by_exit_code[code] for key, code in codes.items()}
+    return result
+
+
+def diff(mutant: str) -> str:
+    """The changed lines of ``mutant``, as ``mutmut show`` prints them."""
+    work = group_of(mutant.split(".")[1]).work
+    shown = subprocess.run(
+        [str(MUTMUT), "show", mutant], cwd=work, capture_output=True, text=True, check=False
+    ).stdout
+    changed = [line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+    return " | ".join(line.strip() for line in changed)
+
+
+def percent(killed: int, scored: int) -> str:
+    """A kill rate, rounded down so that 89.9 % never reads as 90 %."""
+    return f"{100 * killed // scored}%" if scored else "n/a"
+
+
+def report(modules: list[Module]) -> bool:
+    """Print survivors, equivalents and rates; whether every module met its target."""
+    for module in modules:
+        for mutant in module.survivors():
+            if module.statuses[mutant] != "not checked":
+                print(f"survived: {mutant} ({module.statuses[mutant]}): {diff(mutant)}")
+        for mutant in module.equivalent():
+            print(f"equivalent: {mutant}: {EQUIVALENT[mutant]}")
+    print()
+    met = True
+    for module in modules:
+        rate = percent(module.killed(), module.scored())
+        ok = bool(module.statuses) and 100 * module.killed() >= module.target * module.scored()
+        met = met and ok
+        print(
+            f"{module.name + '.py':18} {rate:>5} killed {module.killed()}/{module.scored()}"
+            f" ({len(module.survivors()) - module.unchecked()} survived,"
+            f" {len(module.equivalent())} equivalent, {module.unchecked()} not run)"
+            f"  target {module.target}% {'met' if ok else 'MISSED'}"
+        )
+    killed = sum(module.killed() for module in modules)
+    scored = sum(module.scored() for module in modules)
+    print(f"{'overall':18} {percent(killed, scored):>5} killed {killed}/{scored}")
+    return met
+
+
+def main() -> int:
+    """Run the mutation testing, print the figures; 0 when every target is met."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modules", nargs="+", choices=sorted(TARGETS), default=[])
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--report", action="store_true", help="print the cached results only")
+    args = parser.parse_args()
+    start = time.monotonic()
+    for group in GROUPS:
+        chosen = [module for module in group.modules if module in args.modules or not args.modules]
+        prepare(group)
+        if chosen and not args.report:
+            status = run_mutmut(group, chosen, args.max_children)
+            if status != 0:
+                print(f"mutmut failed ({status}): {group.work / 'mutmut.log'}", file=sys.stderr)
+                return 2
+    modules = [load(module) for module in TARGETS]
+    met = report(modules)
+    minutes, seconds = divmod(round(time.monotonic() - start), 60)
+    print(f"took {minutes} min {seconds} s on {os.cpu_count()} cores")
+    killed = sum(module.killed() for module in modules)
+    print(f"mutation score: {percent(killed, sum(module.scored() for module in modules))}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
