@@ -23,7 +23,7 @@ from pipeline.plan import ImagePlan
 from pipeline.progress import step
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, check_annotations, serialize_json
-from pipeline.versions import LATEST, FloatingTag, floating_tags, published_versions
+from pipeline.versions import FloatingTag, floating_tags, in_scope, published_versions
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,6 @@ def highest_in_scope(
     published: list[semver.Version], version: semver.Version, name: str
 ) -> semver.Version:
     """The highest stable version in floating tag ``name``'s scope (``latest`` or ``X.Y``)."""
-    stable = [other for other in published if other.prerelease is None]
-    if name != LATEST:
-        same_minor = (version.major, version.minor)
-        stable = [other for other in stable if (other.major, other.minor) == same_minor]
-    return max(stable)
+    return max(
+        other for other in published if other.prerelease is None and in_scope(name, version, other)
+    )

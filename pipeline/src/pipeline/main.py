@@ -8,18 +8,17 @@ pushes, finishing) or ``pipeline.verify``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
 from pipeline.catalogue import CATALOGUE, PROJECT, check_platform, find_image
-from pipeline.concurrency import first_line, gather
+from pipeline.concurrency import first_line
 from pipeline.labels import image_labels
 from pipeline.plan import PublishedState, ReleasePlan, make_plan, render_table
 from pipeline.progress import step
-from pipeline.published import read_published
+from pipeline.published import read_release_state
 from pipeline.publishing import (
     BuildFailedError,
     Commit,
@@ -34,12 +33,10 @@ from pipeline.references import (
     DEFAULT_REGISTRY,
     normalize_owner,
     normalize_registry,
-    repository,
-    repository_path,
 )
 from pipeline.registry import RegistryClient
 from pipeline.verify import verification_plan, verify_release
-from pipeline.versions import ReleaseInputError, floating_tag_names, parse_release_tag
+from pipeline.versions import ReleaseInputError, parse_release_tag
 
 __all__ = ["BuildFailedError", "Pipeline"]
 
@@ -333,19 +330,8 @@ class Pipeline:
 
     async def _published(self, client: RegistryClient, tag: str) -> dict[str, PublishedState]:
         """What each image's repository holds that the plan of ``tag`` depends on."""
-        version = parse_release_tag(tag)
-        return await gather(
-            {
-                spec.name: partial(
-                    read_published,
-                    client,
-                    repository_path(repository(self.registry, self.owner, spec)),
-                    str(version),
-                    floating_tag_names(version),
-                )
-                for spec in CATALOGUE
-            }
-        )
+        skeleton = make_plan(tag, owner=self.owner, registry=self.registry, overwrite=True)
+        return await read_release_state(client, skeleton)
 
     async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
         """The build context and its commit: local sources, or upstream at ``tag``."""

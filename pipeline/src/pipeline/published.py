@@ -16,15 +16,38 @@ import anyio
 
 from pipeline.concurrency import gather
 from pipeline.labels import VERSION
-from pipeline.plan import PublishedState
+from pipeline.plan import PublishedState, ReleasePlan
+from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
-from pipeline.versions import FloatingHolder, holder_of, published_versions
+from pipeline.versions import FloatingHolder, floating_tag_names, holder_of, published_versions
 
 TAG_READS_AT_ONCE = 8
 """Version tags read at once when looking for the one that shares a floating tag's digest."""
 
 ATTESTATION_PLATFORM = {"os": "unknown", "architecture": "unknown"}
 """BuildKit's platform for attestation manifests in an index; they have no image config."""
+
+
+async def read_release_state(
+    client: RegistryClient, release: ReleasePlan
+) -> dict[str, PublishedState]:
+    """What each image's repository holds that the plan of ``release`` depends on.
+
+    ``release`` need only name the repositories and the version (a plan made with no state).
+    """
+    version = release.images[0].decision.version
+    return await gather(
+        {
+            image.name: partial(
+                read_published,
+                client,
+                repository_path(image.repository),
+                str(version),
+                floating_tag_names(version),
+            )
+            for image in release.images
+        }
+    )
 
 
 async def read_published(

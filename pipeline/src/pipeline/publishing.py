@@ -16,7 +16,7 @@ import anyio
 import dagger
 from dagger import dag
 
-from pipeline.concurrency import gather
+from pipeline.concurrency import first_line, gather
 from pipeline.finishing import digest_of, finish_image
 from pipeline.plan import ImagePlan, ReleasePlan
 from pipeline.progress import note, step
@@ -96,8 +96,7 @@ async def build_all(variants: Variants) -> None:
             try:
                 await container.sync()
             except dagger.DaggerError as error:
-                text = str(error).strip()
-                return text.splitlines()[0] if text else type(error).__name__
+                return first_line(error)
         return None
 
     outcomes = await gather(

@@ -17,10 +17,10 @@ from pipeline.concurrency import gather
 from pipeline.log_text import safe_line
 from pipeline.oci_documents import config_platform_and_labels, platform_of
 from pipeline.plan import ImagePlan, ReleasePlan, make_plan
-from pipeline.published import read_published
+from pipeline.published import read_release_state
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient, RegistryError
-from pipeline.versions import LATEST, floating_tag_names, published_versions
+from pipeline.versions import in_scope, published_versions
 
 MAX_INDEX_ENTRIES = 64
 """Entries of an index checked at most: a release has a few platforms and attestations."""
@@ -142,9 +142,7 @@ async def held_by_higher_release(
     scope = [
         other
         for other in published
-        if other > version
-        and other.prerelease is None
-        and (tag == LATEST or (other.major, other.minor) == (version.major, version.minor))
+        if other > version and other.prerelease is None and in_scope(tag, version, other)
     ]
     for other in scope:
         owner = await client.get_manifest_or_none(path, str(other))
@@ -258,19 +256,7 @@ async def verification_plan(
     release of this pipeline moved) is not expected to hold the release.
     """
     skeleton = make_plan(tag, owner=owner, registry=registry, overwrite=True)
-    names = floating_tag_names(skeleton.images[0].decision.version)
-    published = await gather(
-        {
-            image.name: partial(
-                read_published,
-                client,
-                repository_path(image.repository),
-                image.decision.version_tag,
-                names,
-            )
-            for image in skeleton.images
-        }
-    )
+    published = await read_release_state(client, skeleton)
     return make_plan(
         tag,
         published=published,
