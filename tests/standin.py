@@ -52,8 +52,8 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 COMMIT_TIME_COMMAND = ["git", "show", "-s", "--format=%cI"]
-REPO_ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_SNAPSHOT = REPO_ROOT.parent / "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
+UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
+"""Beside the repository, as CI lays it out."""
 SERVICE_DOMAIN = "standin.internal"
 """Service endpoints are names in this domain (as the engine's session domain), resolved to
 127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
@@ -68,10 +68,27 @@ def engine_error(message: str) -> dagger.QueryError:
 
 
 @cache
+def repository_root() -> Path:
+    """The git work tree these tests belong to.
+
+    Asked of git rather than derived from this file's path: mutation testing runs a copy of
+    ``tests/`` from ``build/mutmut/<group>/mutants/``, inside the same work tree.
+    """
+    toplevel = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(toplevel.stdout.strip())
+
+
+@cache
 def repository_files() -> frozenset[str]:
     """This repository's files, as ``DefaultPath("/")`` gives them to the module."""
     listing = subprocess.run(
-        ["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files"], cwd=repository_root(), capture_output=True, text=True, check=True
     )
     return frozenset(listing.stdout.splitlines())
 
@@ -79,7 +96,7 @@ def repository_files() -> frozenset[str]:
 @cache
 def upstream_files() -> frozenset[str]:
     """The files of upstream's v2.4.0 tree (the application's sources)."""
-    with tarfile.open(UPSTREAM_SNAPSHOT) as snapshot:
+    with tarfile.open(repository_root().parent / UPSTREAM_SNAPSHOT) as snapshot:
         return frozenset(
             name.split("/", 1)[1] for name in snapshot.getnames() if "/" in name.strip("/")
         )
