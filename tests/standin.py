@@ -13,7 +13,9 @@ does the same, and refuses what it cannot answer faithfully:
 - it pushes with the credentials ``with_registry_auth`` gave for the reference's host, or none;
 - a non-empty receiver is one more platform variant, and two variants of one platform fail;
 - ``GitRepository.tag`` fails for a tag the upstream repository lacks;
-- ``stdout`` answers only the commit-time command, exactly as the module must run it.
+- ``commit`` and ``stdout`` come from a real git repository standing for upstream (one commit,
+  made at ``CREATED``): ``stdout`` runs the container's one ``git`` command in it, in the
+  mounted tree (with its ``.git``) as working directory, and prints what git prints.
 
 Given a ``real`` builder (``tests/images/engine_builds.py``, where a BuildKit daemon runs), the
 same leaves are answered with real work instead: every variant is built by ``docker build`` from
@@ -26,9 +28,11 @@ import hashlib
 import ipaddress
 import itertools
 import json
+import os
 import socket
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
@@ -48,15 +52,59 @@ from pipeline.registry import RegistryClient, RegistryError
 if TYPE_CHECKING:
     from images.engine_builds import RealBuilder
 
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"
+"""When the stand-in upstream's one commit was made, as ``git show --format=%cI`` prints it."""
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-COMMIT_TIME_COMMAND = ["git", "show", "-s", "--format=%cI"]
 UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 """Beside the repository, as CI lays it out."""
 SERVICE_DOMAIN = "standin.internal"
 """Service endpoints are names in this domain (as the engine's session domain), resolved to
 127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
+
+
+class StandInUpstream:
+    """A real git repository standing for upstream: every tag it has resolves to its head.
+
+    Made with a fixed author, time and message, so its first commit is always ``REVISION``.
+    Its directory is removed with the object (or when the test process exits).
+    """
+
+    def __init__(self) -> None:
+        self._checkout = tempfile.TemporaryDirectory(prefix="standin-upstream-")
+        self.git("init", "-q", "-b", "main").check_returncode()
+        self.move_tags(CREATED)
+
+    def git(self, *args: str, at: str = CREATED) -> subprocess.CompletedProcess[str]:
+        """Run git in the checkout, isolated from any user or system config."""
+        identity = {"NAME": "Stand-in upstream", "EMAIL": "upstream@standin.invalid", "DATE": at}
+        environment = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+        for role in ("AUTHOR", "COMMITTER"):
+            environment.update({f"GIT_{role}_{key}": value for key, value in identity.items()})
+        return subprocess.run(
+            ["git", *args],
+            cwd=self._checkout.name,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def move_tags(self, committed: str) -> None:
+        """Commit anew at time ``committed``: every tag now resolves to another commit.
+
+        The commit changes a file, as a release does: ``git show`` without ``-s`` prints a diff.
+        """
+        (Path(self._checkout.name) / "RELEASED").write_text(committed + "\n")
+        self.git("add", "RELEASED").check_returncode()
+        self.git("commit", "-q", "-m", "release", at=committed).check_returncode()
+
+    def head(self) -> str:
+        """The commit every tag resolves to."""
+        return self.git("rev-parse", "HEAD").stdout.strip()
+
+
+REVISION = StandInUpstream().head()
+"""The stand-in upstream's first commit."""
 
 
 def engine_error(message: str) -> dagger.QueryError:
@@ -142,8 +190,7 @@ class StandInEngine:
     app_sources: bool = False
     """Whether the module's source directory is the application's tree (upstream's files) or,
     as by default, this repository's; ``Directory.exists`` answers from the real file list."""
-    revision: str = REVISION
-    created: str = CREATED
+    upstream: StandInUpstream = field(default_factory=StandInUpstream)
     secrets: Mapping[str, str] = field(default_factory=dict)
     upstream_tags: frozenset[str] | None = None
     """Tags the upstream repository has; None: every tag asked for exists."""
@@ -248,7 +295,7 @@ class StandInEngine:
         return self._built[key]
 
     def _commit(self, _leaf: Field, chain: list[Field]) -> str:
-        """``GitRef.commit``: the fixed revision, or the real snapshot's commit.
+        """``GitRef.commit``: the stand-in upstream's commit, or the real snapshot's.
 
         Fails as the engine does for a tag the upstream repository lacks.
         """
@@ -256,23 +303,41 @@ class StandInEngine:
         if tags and self.upstream_tags is not None and tags[-1] not in self.upstream_tags:
             url = next(step.args["url"] for step in chain if step.name == "git")
             raise engine_error(f"git ref refs/tags/{tags[-1]} not found in {url}")
-        return self.real.commit(chain) if self.real is not None else self.revision
+        return self.real.commit(chain) if self.real is not None else self.upstream.head()
 
     def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
-        """``stdout`` of the commit-time command: fixed, or the real snapshot's commit time.
+        """``stdout`` of a container's one ``git`` command, run in the mounted checkout.
 
-        Any other command is refused: the stand-in does not guess what it would print.
+        Anything else is refused: the stand-in does not guess what another command would print.
         """
         execs = [step.args["args"] for step in chain if step.name == "withExec"]
-        revision = self._commit(Field("GitRef", "commit", {}), self._git_ref(chain))
-        if execs != [[*COMMIT_TIME_COMMAND, revision]]:
-            raise NotImplementedError(f"the stand-in answers no stdout for {execs}")
-        return self.real.commit_time(chain) if self.real is not None else self.created + "\n"
+        if len(execs) != 1 or execs[0][:1] != ["git"]:
+            raise NotImplementedError(f"the stand-in runs only one git command, not {execs}")
+        ref = self._git_ref(chain)
+        self._commit(Field("GitRef", "commit", {}), ref)  # a missing tag fails here too
+        if self.real is not None:
+            return self.real.commit_time(chain)
+        ran = self.upstream.git(*execs[0][1:])
+        if ran.returncode != 0:
+            raise engine_error(
+                f'process "{" ".join(execs[0])}" did not complete successfully: '
+                f"exit code: {ran.returncode}\n\nStderr:\n{ran.stderr}"
+            )
+        return ran.stdout
 
     def _git_ref(self, chain: list[Field]) -> list[Field]:
-        """The ``git(url).tag(...)``/``head()`` chain of the directory mounted in ``chain``."""
+        """The ``git(url).tag(...)``/``head()`` chain of the tree the command runs in.
+
+        The tree must be mounted with its ``.git`` directory, at the working directory.
+        """
+        workdirs = [step.args["path"] for step in chain if step.name == "withWorkdir"]
         for step in chain:
             if step.name == "withMountedDirectory":
+                if not workdirs or workdirs[-1] != step.args["path"]:
+                    raise NotImplementedError(
+                        f"git would run in {workdirs[-1:] or ['/']}, not in the tree mounted"
+                        f" at {step.args['path']}"
+                    )
                 source = self.expand(list(step.args["source"]._ctx.selections))
                 tree = [i for i, field in enumerate(source) if field.name == "tree"]
                 if tree and not source[tree[-1]].args.get("discardGitDir", False):

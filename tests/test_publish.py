@@ -221,7 +221,7 @@ async def test_published_version_of_another_commit_is_refused_unless_overwrite(
 ) -> None:
     await publish(registry_host, owner, "v2.4.0")
     pushes = len(engine.pushes)
-    engine.revision = "f" * 40  # the tag was moved upstream: another commit, another release
+    engine.upstream.move_tags("2026-11-21T09:00:00+01:00")  # another commit, another release
 
     with pytest.raises(ReleaseInputError, match="already published") as refusal:
         await publish(registry_host, owner, "v2.4.0")

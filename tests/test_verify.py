@@ -501,6 +501,43 @@ async def test_a_floating_tag_a_higher_release_took_is_not_a_mismatch(
     assert report.ok, report.mismatches
 
 
+async def test_a_line_tag_a_higher_patch_took_is_not_a_mismatch(
+    registry: RegistryServer, owner: str
+) -> None:
+    """2.4.1 moved 2.4 (and latest) after 2.4.0 was published: 2.4.0 still verifies."""
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        patch = plan_for(registry, owner, "v2.4.1", existing_tags={"api": ["2.4.0"]})
+        await push_release(client, patch)
+        report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
+
+    assert report.ok, report.mismatches
+
+
+async def test_a_line_tag_at_a_release_of_another_line_is_a_mismatch(
+    registry: RegistryServer, owner: str
+) -> None:
+    """2.4 holding 2.5.0 is wrong however high 2.5.0 is: it is not in the 2.4 line."""
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        newer = plan_for(registry, owner, "v2.5.0", existing_tags={"worker": ["2.4.0"]})
+        pushed_newer = await push_release(client, newer)
+        path = repository_path(newer.image("worker").repository)
+        await client.put_manifest(path, "2.4", *await raw_manifest(client, path, "2.5.0"))
+        report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
+
+    assert report.mismatches == [
+        f"worker: tag 2.4 is at {pushed_newer['worker'].digest}, "
+        f"not {pushed['worker'].digest} (the version tag's digest)"
+    ]
+
+
+async def raw_manifest(client: RegistryClient, path: str, tag: str) -> tuple[bytes, str]:
+    """The bytes and media type ``tag`` serves, to write them under another tag."""
+    manifest = await client.get_manifest(path, tag)
+    return manifest.raw, manifest.media_type
+
+
 async def test_a_floating_tag_a_lower_release_took_is_a_mismatch(
     registry: RegistryServer, owner: str
 ) -> None:

@@ -255,7 +255,7 @@ async def verification_plan(
     Read as ``publish`` reads it: a floating tag on an image of unknown version (one that no
     release of this pipeline moved) is not expected to hold the release.
     """
-    skeleton = make_plan(tag, owner=owner, registry=registry, overwrite=True)
+    skeleton = make_plan(tag, owner=owner, registry=registry)  # no state: just the repositories
     published = await read_release_state(client, skeleton)
     return make_plan(
         tag,
