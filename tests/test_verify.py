@@ -532,6 +532,26 @@ async def test_a_line_tag_at_a_release_of_another_line_is_a_mismatch(
     ]
 
 
+async def test_a_floating_tag_no_higher_release_holds_is_a_mismatch_beside_one(
+    registry: RegistryServer, owner: str
+) -> None:
+    """A higher release exists, but latest holds neither it nor this one: still a mismatch."""
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release(client, plan_for(registry, owner, "v2.4.0"))
+        newer = plan_for(registry, owner, "v2.5.0", existing_tags={"worker": ["2.4.0"]})
+        await push_release(client, newer)
+        below = {"api": ["2.4.0"], "worker": ["2.4.0"]}  # 2.3.9 moves no latest itself
+        older = await push_release(client, plan_for(registry, owner, "v2.3.9", existing_tags=below))
+        path = repository_path(newer.image("worker").repository)
+        await client.put_manifest(path, "latest", *await raw_manifest(client, path, "2.3.9"))
+        report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
+
+    assert report.mismatches == [
+        f"worker: tag latest is at {older['worker'].digest}, "
+        f"not {pushed['worker'].digest} (the version tag's digest)"
+    ]
+
+
 async def raw_manifest(client: RegistryClient, path: str, tag: str) -> tuple[bytes, str]:
     """The bytes and media type ``tag`` serves, to write them under another tag."""
     manifest = await client.get_manifest(path, tag)
