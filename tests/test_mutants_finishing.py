@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import pytest
 from oci_images import push_release_image
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pipeline.finishing import finish_image, highest_in_scope, settle
-from pipeline.plan import ImagePlan, make_plan
+from pipeline.plan import ImagePlan, PublishedState, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient
-from pipeline.versions import FloatingTag
+from pipeline.versions import FloatingHolder, FloatingTag
 from registry_server import RegistryServer
 from semver import Version
 
 pytestmark = pytest.mark.anyio
 
+VERSION = "org.opencontainers.image.version"
 PUBLISHED = [Version.parse(v) for v in ("1.9.9", "2.4.0", "2.4.3", "2.4.9-rc.1", "2.5.0")]
 PUBLISHED += [Version.parse("3.0.0-rc.1")]
 
@@ -37,9 +39,13 @@ def test_a_line_with_only_prereleases_above_this_version_keeps_this_version() ->
     assert highest_in_scope(published, Version(2, 4, 0), "2.4") == Version(2, 4, 0)
 
 
-def worker_plan(registry: RegistryServer, owner: str, tag: str) -> ImagePlan:
-    """The worker image (one platform) of a first release of ``tag`` under ``owner``."""
-    plan = make_plan(tag, owner=owner, registry=registry.host)
+def worker_plan(
+    registry: RegistryServer, owner: str, tag: str, published: PublishedState | None = None
+) -> ImagePlan:
+    """The worker image (one platform) of release ``tag`` under ``owner``: a first release, or
+    planned from ``published``."""
+    states = {"worker": published} if published is not None else None
+    plan = make_plan(tag, owner=owner, registry=registry.host, published=states)
     (worker,) = [image for image in plan.images if image.name == "worker"]
     return worker
 
@@ -60,8 +66,16 @@ async def digest_at(client: RegistryClient, image: ImagePlan, tag: str) -> str:
     return (await client.get_manifest(repository_path(image.repository), tag)).digest
 
 
+def moves_traced(spans: InMemorySpanExporter) -> list[tuple[str, object]]:
+    """The tag-move steps traced, with the digest each wrote."""
+    traced = [
+        (span.name, (span.attributes or {}).get("digest")) for span in spans.get_finished_spans()
+    ]
+    return [(name, digest) for name, digest in traced if name.startswith("move ")]
+
+
 async def test_settle_puts_latest_back_on_a_higher_release_published_meanwhile(
-    registry: RegistryServer, owner: str
+    registry: RegistryServer, owner: str, spans: InMemorySpanExporter
 ) -> None:
     async with RegistryClient(registry.host) as client:
         higher = await push_version(client, registry, owner, "v2.5.0")
@@ -76,10 +90,28 @@ async def test_settle_puts_latest_back_on_a_higher_release_published_meanwhile(
         assert await digest_at(client, image, "latest") == higher.digest
         assert line is None  # still the highest 2.4 release, and 2.4 holds it
         assert await digest_at(client, image, "2.4") == this.digest
+    assert moves_traced(spans) == [
+        (f"move {image.reference('latest')} back to 2.5.0", higher.digest)
+    ]
+
+
+async def test_settle_puts_the_line_tag_back_on_a_higher_patch_of_that_line(
+    registry: RegistryServer, owner: str
+) -> None:
+    async with RegistryClient(registry.host) as client:
+        await push_version(client, registry, owner, "v2.5.0", "latest")
+        patch = await push_version(client, registry, owner, "v2.4.1")
+        this = await push_version(client, registry, owner, "v2.4.0", "2.4")
+        image = worker_plan(registry, owner, "v2.4.0")
+
+        line = await settle(client, repository_path(image.repository), image, "2.4", this)
+
+        assert line == FloatingTag("2.4", False, "put back on 2.4.1, published while this ran")
+        assert await digest_at(client, image, "2.4") == patch.digest
 
 
 async def test_settle_writes_latest_again_when_an_older_release_overwrote_it(
-    registry: RegistryServer, owner: str
+    registry: RegistryServer, owner: str, spans: InMemorySpanExporter
 ) -> None:
     async with RegistryClient(registry.host) as client:
         await push_version(client, registry, owner, "v2.3.0", "latest")
@@ -92,6 +124,7 @@ async def test_settle_writes_latest_again_when_an_older_release_overwrote_it(
             "latest", True, "written again: an older release had overwritten it"
         )
         assert await digest_at(client, image, "latest") == this.digest
+    assert moves_traced(spans) == [(f"move {image.reference('latest')} again", this.digest)]
 
 
 async def test_settle_leaves_latest_with_the_higher_release_that_holds_it(
@@ -111,7 +144,7 @@ async def test_settle_leaves_latest_with_the_higher_release_that_holds_it(
 
 
 async def test_a_move_a_higher_release_made_stale_is_not_written_and_is_noted(
-    registry: RegistryServer, owner: str
+    registry: RegistryServer, owner: str, spans: InMemorySpanExporter
 ) -> None:
     image = worker_plan(registry, owner, "v2.4.0")  # planned before 2.5.0 existed
     assert [tag.name for tag in image.floating if tag.moves] == ["2.4", "latest"]
@@ -136,3 +169,71 @@ async def test_a_move_a_higher_release_made_stale_is_not_written_and_is_noted(
         ]
         assert await digest_at(client, image, "2.4") == this.digest
         assert await digest_at(client, image, "latest") == higher.digest
+    assert moves_traced(spans) == [(f"move {image.reference('2.4')}", this.digest)]
+
+
+async def test_a_floating_tag_that_stays_does_not_stop_the_next_one_moving(
+    registry: RegistryServer, owner: str
+) -> None:
+    """2.4 holds an image of unknown version (it stays); latest holds 2.3.0 (it moves)."""
+    async with RegistryClient(registry.host) as client:
+        older = await push_version(client, registry, owner, "v2.3.0", "latest")
+        image = worker_plan(registry, owner, "v2.4.0")
+        path = repository_path(image.repository)
+        await push_release_image(client, path, ["2.4"], image.platforms, {VERSION: "latest"})
+        unknown = await client.get_manifest(path, "2.4")  # no version tag names it
+        published = PublishedState(
+            tags=("2.3.0", "2.4", "latest"),
+            holders={
+                "2.4": FloatingHolder(unknown.digest, None, "of unknown version"),
+                "latest": FloatingHolder(older.digest, Version(2, 3, 0), "2.3.0 shares it"),
+            },
+        )
+        image = worker_plan(registry, owner, "v2.4.0", published)
+        assert [(tag.name, tag.moves) for tag in image.floating] == [
+            ("2.4", False),
+            ("latest", True),
+        ]
+        this = await push_version(client, registry, owner, "v2.4.0")
+
+        finished = await finish_image(client, image, this.digest)
+
+        assert finished.notes == ()
+        assert await digest_at(client, image, "latest") == this.digest
+        assert await digest_at(client, image, "2.4") == unknown.digest
+
+
+class OverwrittenClient(RegistryClient):
+    """A registry where an older release writes its image over ``latest`` right after a move."""
+
+    older: Manifest | None = None
+
+    async def put_manifest(
+        self, repository: str, reference: str, raw: bytes, media_type: str
+    ) -> str:
+        digest = await super().put_manifest(repository, reference, raw, media_type)
+        if reference == "latest" and self.older is not None:
+            older, self.older = self.older, None
+            await super().put_manifest(repository, reference, older.raw, older.media_type)
+        return digest
+
+
+async def test_finish_image_writes_latest_again_after_an_older_release_overwrote_it(
+    registry: RegistryServer, owner: str
+) -> None:
+    client = OverwrittenClient(registry.host)
+    async with client:
+        older = await push_version(client, registry, owner, "v2.3.0")
+        this = await push_version(client, registry, owner, "v2.4.0")
+        image = worker_plan(registry, owner, "v2.4.0")
+        client.older = older
+
+        finished = await finish_image(client, image, this.digest)
+
+        assert client.older is None, "the older release never wrote"
+        assert finished.notes == ("latest: written again: an older release had overwritten it",)
+        assert finished.image.floating == (
+            image.floating[0],
+            FloatingTag("latest", True, "written again: an older release had overwritten it"),
+        )
+        assert await digest_at(client, image, "latest") == this.digest

@@ -14,7 +14,13 @@ from collections.abc import Mapping, Sequence
 import pytest
 from oci_images import build_index, push_blob, push_image, sha256_digest
 from pipeline.oci_documents import Manifest
-from pipeline.published import config_labels, read_holder, read_published, version_digests
+from pipeline.published import (
+    config_labels,
+    image_labels_of,
+    read_holder,
+    read_published,
+    version_digests,
+)
 from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
 from pipeline.versions import FloatingHolder
 from registry_server import RegistryServer
@@ -194,4 +200,26 @@ async def test_labels_that_are_not_an_object_are_refused_by_name(
 
     assert str(refused.value) == (
         f"{path}@{manifest.digest}: the config's labels are not an object"
+    )
+
+
+@pytest.mark.parametrize(
+    "manifests",
+    [
+        pytest.param({}, id="an-object"),
+        pytest.param([{"mediaType": OCI_MANIFEST}], id="a-descriptor-without-digest"),
+        pytest.param(["sha256:" + "0" * 64], id="a-bare-digest"),
+    ],
+)
+async def test_an_index_whose_entries_are_not_descriptors_is_refused_by_name(
+    registry: RegistryServer, owner: str, manifests: object
+) -> None:
+    raw = json.dumps({"schemaVersion": 2, "manifests": manifests}).encode()
+    index = Manifest(digest=sha256_digest(raw), media_type=OCI_INDEX, raw=raw)
+    async with RegistryClient(registry.host) as client:
+        with pytest.raises(RegistryError) as refused:
+            await image_labels_of(client, f"{owner}/qm-nmr-calc-api", index)
+
+    assert str(refused.value) == (
+        f"index {index.digest}: its manifests are not a list of descriptors"
     )
