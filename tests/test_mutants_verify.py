@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from pipeline.oci_documents import Manifest
+from pipeline.references import repository_path
 from pipeline.registry import RegistryClient, RegistryError
 from pipeline.verify import ImageReport, VerifyReport, verify_image
 from registry_server import RegistryServer
@@ -46,12 +47,16 @@ def test_a_report_renders_each_image_its_platforms_and_mismatches() -> None:
 
 
 class FailingTagClient(RegistryClient):
-    """The real client, but the registry fails every read of tag ``2.4``."""
+    """The real client, but the registry fails every read of tag ``failing``."""
 
-    failure = RegistryError("GET manifest x:2.4: 500 internal server error", status=500)
+    failure = RegistryError("GET manifest x: 500 internal server error", status=500)
+
+    def __init__(self, registry: str, failing: str) -> None:
+        super().__init__(registry)
+        self.failing = failing
 
     async def get_manifest_or_none(self, repository: str, reference: str) -> Manifest | None:
-        if reference == "2.4":
+        if reference == self.failing:
             raise self.failure
         return await super().get_manifest_or_none(repository, reference)
 
@@ -60,9 +65,58 @@ async def test_a_tag_that_cannot_be_read_is_named_with_why_not_as_missing(
     registry: RegistryServer, owner: str
 ) -> None:
     plan = plan_for(registry, owner)
-    async with FailingTagClient(registry.host) as client:
+    async with FailingTagClient(registry.host, "2.4") as client:
         await push_release(client, plan)
         report = await verify_image(client, plan.image("worker"))
 
     assert report.mismatches == (f"tag 2.4 cannot be read: {FailingTagClient.failure}",)
     assert report.digest is not None  # the version tag was read: the rest was checked
+
+
+async def stage_line_and_latest(
+    client: RegistryClient, registry: RegistryServer, owner: str
+) -> str:
+    """2.4.0 published; 2.4.1 then took 2.4; latest ends at 2.3.9: the worker's path."""
+    await push_release(client, plan_for(registry, owner, "v2.4.0"))
+    published = {"api": ["2.4.0"], "worker": ["2.4.0"]}
+    await push_release(client, plan_for(registry, owner, "v2.4.1", existing_tags=published))
+    older = {"api": ["2.4.1"], "worker": ["2.4.1"]}  # 2.3.9 moves no latest itself
+    await push_release(client, plan_for(registry, owner, "v2.3.9", existing_tags=older))
+    path = repository_path(plan_for(registry, owner).image("worker").repository)
+    stale = await client.get_manifest(path, "2.3.9")
+    await client.put_manifest(path, "latest", stale.raw, stale.media_type)
+    return stale.digest
+
+
+async def test_a_tag_a_higher_release_holds_does_not_end_the_check_of_the_next(
+    registry: RegistryServer, owner: str
+) -> None:
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        stale = await stage_line_and_latest(client, registry, owner)
+        report = await verify_image(client, plan.image("worker"))
+        version = await client.get_manifest(
+            repository_path(plan.image("worker").repository), "2.4.0"
+        )
+
+    assert report.mismatches == (
+        f"tag latest is at {stale}, not {version.digest} (the version tag's digest)",
+    )
+
+
+async def test_a_higher_release_that_cannot_be_read_is_named_and_the_next_tag_still_checked(
+    registry: RegistryServer, owner: str
+) -> None:
+    plan = plan_for(registry, owner)
+    async with FailingTagClient(registry.host, "2.4.1") as client:
+        stale = await stage_line_and_latest(client, registry, owner)
+        report = await verify_image(client, plan.image("worker"))
+        version = await client.get_manifest(
+            repository_path(plan.image("worker").repository), "2.4.0"
+        )
+
+    assert report.mismatches == (
+        f"tag 2.4: cannot tell whether a higher release holds it: {FailingTagClient.failure}",
+        f"tag latest: cannot tell whether a higher release holds it: {FailingTagClient.failure}",
+    )
+    assert stale != version.digest  # latest is wrong too, but 2.4.1 might own it: not said
