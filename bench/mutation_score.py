@@ -85,7 +85,7 @@ GROUPS = (
     Group(
         "release",
         ("finishing", "published", "verify"),
-        ("test_publish.py", "test_verify.py", "test_upstream_state.py"),
+        ("test_publish.py", "test_verify.py", "test_upstream_state.py", "test_hostile_registry.py"),
     ),
     Group(
         "dagger",
@@ -149,6 +149,20 @@ EQUIVALENT: dict[str, str] = {
     ),
     "pipeline.versions.x__respect_holder__mutmut_39": (
         "moves=None instead of False: every reader of FloatingTag.moves tests its truth"
+        " (mypy --strict refuses the mutant)"
+    ),
+    "pipeline.finishing.x_digest_of__mutmut_3": (
+        "partition instead of rpartition on '@': a reference the engine returns has one '@'"
+    ),
+    "pipeline.published.x_read_release_state__mutmut_2": (
+        "images[1] instead of images[0]: every image of a plan has the plan's one version"
+    ),
+    "pipeline.published.x_read_published__mutmut_4": (
+        "version_digest '' instead of None when the version tag is absent: decide_tags reads"
+        " what the version tag holds only when the tag exists, and then it has a digest"
+    ),
+    "pipeline.published.x_read_published__mutmut_5": (
+        "version_labels None instead of () when the version tag is absent: never read then"
         " (mypy --strict refuses the mutant)"
     ),
     "pipeline.verify.x_held_by_higher_release__mutmut_8": (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from oci_images import push_release_image
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline.finishing import finish_image, highest_in_scope, settle
+from pipeline.finishing import digest_of, finish_image, highest_in_scope, settle, version_manifest
 from pipeline.plan import ImagePlan, PublishedState, make_plan
 from pipeline.references import repository_path
 from pipeline.registry import Manifest, RegistryClient
@@ -237,3 +237,33 @@ async def test_finish_image_writes_latest_again_after_an_older_release_overwrote
             FloatingTag("latest", True, "written again: an older release had overwritten it"),
         )
         assert await digest_at(client, image, "latest") == this.digest
+
+
+@pytest.mark.parametrize(
+    "published",
+    ["ghcr.io/o/qm-nmr-calc-api:2.4.0", "ghcr.io/o/qm-nmr-calc-api:2.4.0@md5:0123"],
+)
+def test_a_reference_without_a_sha256_digest_is_refused_naming_it(published: str) -> None:
+    with pytest.raises(ValueError, match="expected a reference ending in @sha256") as refused:
+        digest_of(published)
+    assert str(refused.value) == f"expected a reference ending in @sha256:..., got {published!r}"
+
+
+async def test_the_index_keeps_its_own_annotations_beside_the_release_ones(
+    registry: RegistryServer, owner: str, spans: InMemorySpanExporter
+) -> None:
+    plan = make_plan("v2.4.0", owner=owner, registry=registry.host)
+    api = plan.image("api")
+    path = repository_path(api.repository)
+    kept = {"org.example.built-by": "engine"}
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release_image(
+            client, path, ["2.4.0"], api.platforms, api.labels, annotations=kept
+        )
+
+        final = await version_manifest(client, path, api, pushed)
+
+        assert final.document["annotations"] == {**kept, **api.index_annotations}
+        assert (await client.get_manifest(path, "2.4.0")).digest == final.digest
+    traced = [(span.name, dict(span.attributes or {})) for span in spans.get_finished_spans()]
+    assert traced == [(f"annotate {api.reference('2.4.0')}", {"digest": pushed})]

@@ -6,13 +6,16 @@ tests read it through a subprocess, so here it is checked in-process, line by li
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pipeline.oci_documents import Manifest
+from pipeline.plan import ImagePlan
 from pipeline.references import repository_path
 from pipeline.registry import RegistryClient, RegistryError
 from pipeline.verify import ImageReport, VerifyReport, verify_image
 from registry_server import RegistryServer
-from test_verify import plan_for, push_release
+from test_verify import VERSION_LABEL, ImageState, plan_for, published_state, push_release
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +123,24 @@ async def test_a_higher_release_that_cannot_be_read_is_named_and_the_next_tag_st
         f"tag latest: cannot tell whether a higher release holds it: {FailingTagClient.failure}",
     )
     assert stale != version.digest  # latest is wrong too, but 2.4.1 might own it: not said
+
+
+async def test_a_foreign_platform_listed_first_does_not_end_the_check_of_the_rest(
+    registry: RegistryServer, owner: str
+) -> None:
+    def foreign_first(image: ImagePlan) -> ImageState:
+        published = published_state(image)
+        platforms = {"linux/s390x": dict(image.labels), **published.platforms}
+        arm64 = {**image.labels, VERSION_LABEL: "2.3.0"}
+        return replace(published, platforms={**platforms, "linux/arm64": arm64})
+
+    plan = plan_for(registry, owner)
+    async with RegistryClient(registry.host) as client:
+        await push_release(client, plan, {"api": foreign_first})
+        report = await verify_image(client, plan.image("api"))
+
+    assert report.platforms == ("linux/s390x", "linux/amd64", "linux/arm64")
+    assert report.mismatches == (
+        f"linux/arm64: label {VERSION_LABEL} is '2.3.0', expected '2.4.0'",
+        "platform linux/s390x is not in the catalogue",
+    )
