@@ -6,14 +6,16 @@ tests read it through a subprocess, so here it is checked in-process, line by li
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
+from oci_images import OCI_CONFIG, build_index, push_image, sha256_digest
 from pipeline.oci_documents import Manifest
 from pipeline.plan import ImagePlan
 from pipeline.references import repository_path
-from pipeline.registry import RegistryClient, RegistryError
-from pipeline.verify import ImageReport, VerifyReport, verify_image
+from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
+from pipeline.verify import ImageReport, VerifyReport, check_platforms, verify_image
 from registry_server import RegistryServer
 from test_verify import VERSION_LABEL, ImageState, plan_for, published_state, push_release
 
@@ -144,3 +146,100 @@ async def test_a_foreign_platform_listed_first_does_not_end_the_check_of_the_res
         f"linux/arm64: label {VERSION_LABEL} is '2.3.0', expected '2.4.0'",
         "platform linux/s390x is not in the catalogue",
     )
+
+
+# --- check_platforms on indexes made by hand --------------------------------------------------
+
+
+def index_of(entries: list[tuple[str, str, int]], image: ImagePlan) -> Manifest:
+    """An index of ``entries`` with the release's annotations, as the registry would serve it."""
+    raw = build_index(entries, image.index_annotations)
+    return Manifest(digest=sha256_digest(raw), media_type=OCI_INDEX, raw=raw)
+
+
+async def pushed_platforms(
+    client: RegistryClient, path: str, image: ImagePlan
+) -> list[tuple[str, str, int]]:
+    """Each of ``image``'s platforms pushed by digest, labelled as planned."""
+    entries = []
+    for platform in image.platforms:
+        digest, size, _ = await push_image(client, path, platform=platform, labels=image.labels)
+        entries.append((platform, digest, size))
+    return entries
+
+
+@pytest.mark.parametrize(("extra", "truncated"), [(62, False), (63, True)])
+async def test_an_index_is_checked_up_to_its_first_64_entries(
+    registry: RegistryServer, owner: str, extra: int, truncated: bool
+) -> None:
+    api = plan_for(registry, owner).image("api")
+    path = repository_path(api.repository)
+    async with RegistryClient(registry.host) as client:
+        entries = await pushed_platforms(client, path, api)
+        foreign = [(f"linux/x{n}", "sha256:" + f"{n:064x}", 1) for n in range(extra)]
+        served, mismatches = await check_platforms(
+            client, path, api, index_of(entries + foreign, api)
+        )
+
+    checked = foreign[:62]
+    assert served == tuple(platform for platform, _, _ in entries + checked)
+    expected = [f"platform {platform} is not in the catalogue" for platform, _, _ in checked]
+    if truncated:
+        expected.insert(0, "the index has 65 entries; only the first 64 are checked")
+    assert mismatches == expected
+
+
+async def test_an_entry_that_is_an_index_is_named_and_the_next_still_checked(
+    registry: RegistryServer, owner: str
+) -> None:
+    api = plan_for(registry, owner).image("api")
+    path = repository_path(api.repository)
+    async with RegistryClient(registry.host) as client:
+        amd64, _ = await pushed_platforms(client, path, api)
+        nested = index_of([amd64], api)
+        await client.put_manifest(path, nested.digest, nested.raw, OCI_INDEX)
+        stale = {**api.labels, VERSION_LABEL: "2.3.0"}
+        old_arm64, size, _ = await push_image(client, path, platform="linux/arm64", labels=stale)
+        top = index_of(
+            [("linux/amd64", nested.digest, len(nested.raw)), ("linux/arm64", old_arm64, size)], api
+        )
+        served, mismatches = await check_platforms(client, path, api, top)
+
+    assert served == ("linux/amd64", "linux/arm64")
+    assert mismatches == [
+        f"linux/amd64: cannot read its config: {nested.digest} is an index, not an image manifest",
+        f"linux/arm64: label {VERSION_LABEL} is '2.3.0', expected '2.4.0'",
+    ]
+
+
+async def test_a_single_image_whose_config_cannot_be_read_is_named_the_image(
+    registry: RegistryServer, owner: str
+) -> None:
+    worker = plan_for(registry, owner).image("worker")
+    path = repository_path(worker.repository)
+    missing = "sha256:" + "0" * 64
+    document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}
+    document["config"] = {"mediaType": OCI_CONFIG, "digest": missing, "size": 2}
+    raw = json.dumps(document).encode()
+    top = Manifest(digest=sha256_digest(raw), media_type=OCI_MANIFEST, raw=raw)
+    async with RegistryClient(registry.host) as client:
+        served, mismatches = await check_platforms(client, path, worker, top)
+
+    assert served == ("",)
+    (unreadable, *rest) = mismatches
+    assert unreadable.startswith(f"the image: cannot read its config: registry {registry.host}")
+    assert missing in unreadable
+    assert rest == ["platform linux/amd64 is missing"]  # and no nameless platform named
+
+
+async def test_a_platform_listed_twice_is_named_once(registry: RegistryServer, owner: str) -> None:
+    api = plan_for(registry, owner).image("api")
+    path = repository_path(api.repository)
+    async with RegistryClient(registry.host) as client:
+        (amd64, arm64) = await pushed_platforms(client, path, api)
+        served, mismatches = await check_platforms(
+            client, path, api, index_of([amd64, arm64, amd64], api)
+        )
+
+    assert served == ("linux/amd64", "linux/arm64", "linux/amd64")
+    assert mismatches == ["platform linux/amd64 appears more than once"]

@@ -199,8 +199,8 @@ async def check_platforms(
     duplicates = sorted({p for p in served if served.count(p) > 1})
     mismatches += [f"platform {p} appears more than once" for p in duplicates]
     mismatches += [f"platform {p} is missing" for p in image.platforms if p not in served]
-    mismatches += [
-        f"platform {p} is not in the catalogue" for p in served if p not in image.platforms
+    mismatches += [  # "": an image whose config could not be read, named above
+        f"platform {p} is not in the catalogue" for p in served if p and p not in image.platforms
     ]
     return tuple(served), mismatches
 
