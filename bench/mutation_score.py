@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -254,11 +255,19 @@ def run_mutmut(group: Group, names: list[str], max_children: int) -> int:
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(group.work / "mutants" / "src")
+    # mutmut's forked children end with os._exit, skipping the tests' temporary-directory
+    # cleanup: their temporary files go to a directory of the group's, emptied after the run.
+    scratch = group.work / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(scratch)
     command = [str(MUTMUT), "run", "--max-children", str(max_children), *names]
-    with (group.work / "mutmut.log").open("w") as out:
-        process = subprocess.run(
-            command, cwd=group.work, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+    try:
+        with (group.work / "mutmut.log").open("w") as out:
+            process = subprocess.run(
+                command, cwd=group.work, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return process.returncode
 
 
