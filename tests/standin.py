@@ -295,7 +295,11 @@ class StandInEngine:
         return self._built[key]
 
     def _commit(self, _leaf: Field, chain: list[Field]) -> str:
-        """``GitRef.commit``: the stand-in upstream's commit, or the real snapshot's.
+        """``GitRef.commit``: see ``commit_of``."""
+        return self.commit_of(chain)
+
+    def commit_of(self, chain: list[Field]) -> str:
+        """The commit of a ``git(url).tag(...)`` chain: the stand-in upstream's, or the snapshot's.
 
         Fails as the engine does for a tag the upstream repository lacks.
         """
@@ -314,7 +318,7 @@ class StandInEngine:
         if len(execs) != 1 or execs[0][:1] != ["git"]:
             raise NotImplementedError(f"the stand-in runs only one git command, not {execs}")
         ref = self._git_ref(chain)
-        self._commit(Field("GitRef", "commit", {}), ref)  # a missing tag fails here too
+        self.commit_of(ref)  # a missing tag fails here too
         if self.real is not None:
             return self.real.commit_time(chain)
         ran = self.upstream.git(*execs[0][1:])

@@ -17,7 +17,7 @@ from pipeline.references import repository_path
 from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
 from pipeline.verify import ImageReport, VerifyReport, check_platforms, verify_image
 from registry_server import RegistryServer
-from test_verify import VERSION_LABEL, ImageState, plan_for, published_state, push_release
+from test_verify import VERSION_LABEL, ImageState, plan_for, published_state, push_release, retag
 
 pytestmark = pytest.mark.anyio
 
@@ -80,17 +80,19 @@ async def test_a_tag_that_cannot_be_read_is_named_with_why_not_as_missing(
 
 async def stage_line_and_latest(
     client: RegistryClient, registry: RegistryServer, owner: str
-) -> str:
-    """2.4.0 published; 2.4.1 then took 2.4; latest ends at 2.3.9: the worker's path."""
+) -> tuple[str, str]:
+    """2.4.0 published; 2.4.1 then took 2.4; the worker's latest ends at 2.3.9.
+
+    The digests of the worker's latest (2.3.9) and of its version tag 2.4.0.
+    """
     await push_release(client, plan_for(registry, owner, "v2.4.0"))
     published = {"api": ["2.4.0"], "worker": ["2.4.0"]}
     await push_release(client, plan_for(registry, owner, "v2.4.1", existing_tags=published))
     older = {"api": ["2.4.1"], "worker": ["2.4.1"]}  # 2.3.9 moves no latest itself
     await push_release(client, plan_for(registry, owner, "v2.3.9", existing_tags=older))
     path = repository_path(plan_for(registry, owner).image("worker").repository)
-    stale = await client.get_manifest(path, "2.3.9")
-    await client.put_manifest(path, "latest", stale.raw, stale.media_type)
-    return stale.digest
+    stale = await retag(client, path, "latest", "2.3.9")
+    return stale, (await client.get_manifest(path, "2.4.0")).digest
 
 
 async def test_a_tag_a_higher_release_holds_does_not_end_the_check_of_the_next(
@@ -98,14 +100,11 @@ async def test_a_tag_a_higher_release_holds_does_not_end_the_check_of_the_next(
 ) -> None:
     plan = plan_for(registry, owner)
     async with RegistryClient(registry.host) as client:
-        stale = await stage_line_and_latest(client, registry, owner)
+        stale, version = await stage_line_and_latest(client, registry, owner)
         report = await verify_image(client, plan.image("worker"))
-        version = await client.get_manifest(
-            repository_path(plan.image("worker").repository), "2.4.0"
-        )
 
     assert report.mismatches == (
-        f"tag latest is at {stale}, not {version.digest} (the version tag's digest)",
+        f"tag latest is at {stale}, not {version} (the version tag's digest)",
     )
 
 
@@ -114,17 +113,14 @@ async def test_a_higher_release_that_cannot_be_read_is_named_and_the_next_tag_st
 ) -> None:
     plan = plan_for(registry, owner)
     async with FailingTagClient(registry.host, "2.4.1") as client:
-        stale = await stage_line_and_latest(client, registry, owner)
+        stale, version = await stage_line_and_latest(client, registry, owner)
         report = await verify_image(client, plan.image("worker"))
-        version = await client.get_manifest(
-            repository_path(plan.image("worker").repository), "2.4.0"
-        )
 
     assert report.mismatches == (
         f"tag 2.4: cannot tell whether a higher release holds it: {FailingTagClient.failure}",
         f"tag latest: cannot tell whether a higher release holds it: {FailingTagClient.failure}",
     )
-    assert stale != version.digest  # latest is wrong too, but 2.4.1 might own it: not said
+    assert stale != version  # latest is wrong too, but 2.4.1 might own it: not said
 
 
 async def test_a_foreign_platform_listed_first_does_not_end_the_check_of_the_rest(

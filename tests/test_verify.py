@@ -520,7 +520,7 @@ async def test_a_line_tag_at_a_release_of_another_line_is_a_mismatch(
         newer = plan_for(registry, owner, "v2.5.0", existing_tags={"worker": ["2.4.0"]})
         pushed_newer = await push_release(client, newer)
         path = repository_path(newer.image("worker").repository)
-        await client.put_manifest(path, "2.4", *await raw_manifest(client, path, "2.5.0"))
+        await retag(client, path, "2.4", "2.5.0")
         report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
 
     assert report.mismatches == [
@@ -540,7 +540,7 @@ async def test_a_floating_tag_no_higher_release_holds_is_a_mismatch_beside_one(
         below = {"api": ["2.4.0"], "worker": ["2.4.0"]}  # 2.3.9 moves no latest itself
         older = await push_release(client, plan_for(registry, owner, "v2.3.9", existing_tags=below))
         path = repository_path(newer.image("worker").repository)
-        await client.put_manifest(path, "latest", *await raw_manifest(client, path, "2.3.9"))
+        await retag(client, path, "latest", "2.3.9")
         report = await verify_release(client, plan_for(registry, owner, "v2.4.0"))
 
     assert report.mismatches == [
@@ -549,10 +549,10 @@ async def test_a_floating_tag_no_higher_release_holds_is_a_mismatch_beside_one(
     ]
 
 
-async def raw_manifest(client: RegistryClient, path: str, tag: str) -> tuple[bytes, str]:
-    """The bytes and media type ``tag`` serves, to write them under another tag."""
-    manifest = await client.get_manifest(path, tag)
-    return manifest.raw, manifest.media_type
+async def retag(client: RegistryClient, path: str, tag: str, source: str) -> str:
+    """Write what tag ``source`` serves under ``tag`` too; its digest."""
+    manifest = await client.get_manifest(path, source)
+    return await client.put_manifest(path, tag, manifest.raw, manifest.media_type)
 
 
 async def test_a_floating_tag_a_lower_release_took_is_a_mismatch(
