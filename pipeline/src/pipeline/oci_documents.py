@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.oci_names import is_digest
+from pipeline.oci_names import DIGESTS_ACCEPTED, is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -114,10 +114,7 @@ def check_descriptor(descriptor: object, where: str) -> None:
         raise ValueError(f"{where} is {type(descriptor).__name__}; accepted: a descriptor object")
     digest = descriptor.get("digest")
     if not isinstance(digest, str) or not is_digest(digest):
-        raise ValueError(
-            f"{where}.digest is {digest!r}; accepted: sha256:<64 hex digits> or "
-            "sha512:<128 hex digits>"
-        )
+        raise ValueError(f"{where}.digest is {digest!r}; accepted: {DIGESTS_ACCEPTED}")
     size = descriptor.get("size", 0)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"{where}.size is {size!r}; accepted: a whole number of bytes")

@@ -18,6 +18,8 @@ _REPOSITORY = re.compile(rf"^{PATH_COMPONENT}(?:/{PATH_COMPONENT})*\Z", re.ASCII
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z", re.ASCII)
 _DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z", re.ASCII)
 DIGEST_ALGORITHMS = ("sha256", "sha512")
+DIGESTS_ACCEPTED = "sha256:<64 hex digits> or sha512:<128 hex digits>, lowercase"
+"""The digest forms accepted, as every refusal of a digest names them."""
 
 _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]{0,61}[a-zA-Z0-9])"
 _HOST = re.compile(
@@ -42,10 +44,7 @@ def is_digest(text: str) -> bool:
 def check_digest(digest: str) -> str:
     """``digest`` if it is a valid sha256 or sha512 content digest."""
     if not is_digest(digest):
-        raise ValueError(
-            f"digest {digest!r} is not a content digest; accepted: sha256:<64 hex digits> "
-            "or sha512:<128 hex digits>, lowercase"
-        )
+        raise ValueError(f"digest {digest!r} is not a content digest; accepted: {DIGESTS_ACCEPTED}")
     return digest
 
 
@@ -76,7 +75,7 @@ def check_reference(reference: str) -> str:
         return reference
     raise ValueError(
         f"reference {reference!r} is neither a tag nor a digest; accepted: a tag of "
-        "[A-Za-z0-9_][A-Za-z0-9._-]{0,127} or sha256:<64 hex digits>"
+        f"[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}} or a digest, {DIGESTS_ACCEPTED}"
     )
 
 
