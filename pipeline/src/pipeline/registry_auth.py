@@ -60,7 +60,7 @@ def echoed_forms(secret: str) -> set[str]:
         secret,
         quoted,
         quoted.lower(),
-        urllib.parse.quote_plus(secret, safe=""),
+        urllib.parse.quote_plus(secret),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         repr(secret)[1:-1],
@@ -103,7 +103,7 @@ class Credentials:
         if self.password:
             raw |= {self.password, f"{self.username or ''}:{self.password}"}
             raw.add(self.basic_header().removeprefix("Basic "))
-        forms = set().union(*(echoed_forms(secret) for secret in raw)) if raw else set()
+        forms = set().union(*(echoed_forms(secret) for secret in raw))
         return sorted(forms, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
