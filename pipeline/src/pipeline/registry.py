@@ -268,11 +268,17 @@ class RegistryClient:
     def _page_tags(self, answer: Answer, operation: str) -> list[str]:
         """The tags of one tags/list page (``"tags": null`` is an empty repository)."""
         try:
-            tags = parse_json_object(answer.body, what="tag list").get("tags") or []
+            tags = parse_json_object(answer.body, what="tag list").get("tags")
         except ValueError as exc:
             raise self.session.error(operation, f"bad answer: {exc}", answer.status) from None
+        if tags is None:
+            return []
+        # Only null means no tags: an empty string, false or {} is a broken answer, and reading
+        # it as "no tags" would let a release take over tags that are in fact held.
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise self.session.error(operation, "bad answer: 'tags' is not a list of strings")
+            raise self.session.error(
+                operation, "bad answer: 'tags' is not a list of strings", answer.status
+            )
         return tags
 
     def _next_page(
