@@ -8,8 +8,8 @@ into them behind a trampoline, records which of the group's tests reach which fu
 runs, for each mutant, only those tests (``pytest -x``), each run in a fresh forked process.
 
 Then prints every surviving mutant not in ``EQUIVALENT`` with its diff, each equivalent one with
-why, per module the kill rate (mutants killed, by a failing or timed-out test, out of those not
-equivalent; mutants not run count as not killed), how long it took, and last
+its diff and why, per module the kill rate (mutants killed, by a failing or timed-out test, out
+of those not equivalent; mutants not run count as not killed), how long it took, and last
 ``mutation score: N%``.
 
 Which tests can kill a mutant: those of its group that call the mutated function in the pytest
@@ -307,7 +307,9 @@ def report(modules: list[Module]) -> bool:
         for mutant in module.survivors():
             print(f"survived: {mutant} ({module.statuses[mutant]}): {diff(mutant)}")
         for mutant in module.equivalent():
-            print(f"equivalent: {mutant}: {EQUIVALENT[mutant]}")
+            # The diff beside the reason: a source edit renumbers a function's mutants, and an
+            # entry that now names another mutant shows as a reason that does not fit its diff.
+            print(f"equivalent: {mutant}: {diff(mutant)} -- {EQUIVALENT[mutant]}")
     print()
     met = True
     for module in modules:
