@@ -319,7 +319,10 @@ class Pipeline:
     def _labels_by_image(self, tag: str | None, commit: Commit) -> dict[str, dict[str, str]]:
         """Labels per image: the plan's for a release tag, the version-less ones otherwise."""
         if tag is not None:
-            release = self._plan(tag, {}, commit, overwrite=True, take_over_floating=False)
+            # No registry state: labels depend only on the tag, the owner and the commit.
+            release = make_plan(
+                tag, owner=self.owner, revision=commit.revision, created=commit.created
+            )
             return {image.name: dict(image.labels) for image in release.images}
         return {
             spec.name: image_labels(
@@ -330,7 +333,7 @@ class Pipeline:
 
     async def _published(self, client: RegistryClient, tag: str) -> dict[str, PublishedState]:
         """What each image's repository holds that the plan of ``tag`` depends on."""
-        skeleton = make_plan(tag, owner=self.owner, registry=self.registry, overwrite=True)
+        skeleton = make_plan(tag, owner=self.owner, registry=self.registry)  # just the repositories
         return await read_release_state(client, skeleton)
 
     async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
