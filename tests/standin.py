@@ -357,10 +357,21 @@ class StandInEngine:
         path = str(leaf.args["path"]).strip("/")
         return path in files or any(name.startswith(path + "/") for name in files)
 
-    def _endpoint(self, leaf: Field, _chain: list[Field]) -> str:
-        """``Service.endpoint``: a name in the session domain, never ``localhost``."""
-        port = self.registry.rsplit(":", 1)[1]
-        return f"registry-{next(self._counter)}.{SERVICE_DOMAIN}:{port}"
+    def _endpoint(self, leaf: Field, chain: list[Field]) -> str:
+        """``Service.endpoint``: a name in the session domain, never ``localhost``.
+
+        The port asked for, or without one the first the service exposes, as the engine picks
+        it; a port not exposed by ``with_exposed_port`` (an image's own ``EXPOSE`` is unknown
+        here) is refused. The name leads to the test registry.
+        """
+        exposed = [
+            step.args["port"] for step in self.expand(chain) if step.name == "withExposedPort"
+        ]
+        port = leaf.args.get("port", exposed[0] if exposed else None)
+        if port is None or port not in exposed:
+            raise NotImplementedError(f"endpoint of port {port}; the service exposes {exposed}")
+        registry_port = self.registry.rsplit(":", 1)[1]
+        return f"registry-{next(self._counter)}.{SERVICE_DOMAIN}:{registry_port}"
 
     async def _sync(self, _leaf: Field, chain: list[Field]) -> str:
         """``Container.sync``: build, then return an id for the built container."""
