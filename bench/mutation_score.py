@@ -190,6 +190,22 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.labels.x__is_rfc3339_time__mutmut_62": (
         "offset minute 1 instead of 0 for a 'Z' time: only compared with <= 59"
     ),
+    "pipeline.main.x_typed_function__mutmut_1": (
+        "cast(None, ...) instead of cast(FunctionT, ...): cast returns its value unchanged;"
+        " the type is for type checkers (mypy --strict refuses the mutant)"
+    ),
+    "pipeline.main.x_checked_function__mutmut_2": (
+        "cast(None, ...) instead of cast(FunctionT, ...): cast returns its value unchanged;"
+        " the type is for type checkers (mypy --strict refuses the mutant)"
+    ),
+    "pipeline.main.xǁPipelineǁ_rehearse__mutmut_5": (
+        "endpoint() without a port: the engine then names the first exposed port, and the"
+        " throwaway registry exposes only REHEARSAL_PORT"
+    ),
+    "pipeline.publishing.x_commit_of__mutmut_12": (
+        "tree(discard_git_dir=None): the SDK leaves the argument out, and its default is false"
+        " (the .git directory is kept), as asked"
+    ),
 }
 """Surviving mutants that no test can kill, because they behave as the original: id -> why."""
 
