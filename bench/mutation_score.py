@@ -132,6 +132,21 @@ KILLED = {"killed", "timeout", "segfault"}
 _ZIP = "names and values are built from the same keys: zip never sees unequal lengths"
 _FALSY = "this_release=None instead of False: decide_tags only tests its truth"
 _DIGEST = "the digest of an image that is not this release is never read: decide_tags refuses it"
+_HEADER = "a header name in another case: httpx headers, as HTTP's, are case-insensitive"
+_METHOD = "a lowercase method: httpx uppercases the method of every request"
+_SCHEME = "an uppercase scheme: httpx.URL lowercases it"
+_CODEC = "a codec name in another case: Python's codec lookup ignores case"
+_TRUTH = "None instead of False: only its truth is read"
+_COLON = "rpartition instead of partition on ':': a checked digest has exactly one ':'"
+_FIRST_FIELD = "another split of the media type: only the part before the first ';' is kept"
+_UNUSED_CALL = (
+    "a field of the token request's _Call that _send does not read without auth: the URL"
+    " (with the query) is passed to _send separately"
+)
+_ABSENT_ERRORS = (
+    "the error body's 'what' or a non-list in place of None: a body that is not an error"
+    " object is shown as text either way"
+)
 
 EQUIVALENT: dict[str, str] = {
     **{f"pipeline.labels.x_published_version__mutmut_{n}": _ZIP for n in (49, 52, 53, 59, 62, 63)},
@@ -205,6 +220,79 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.publishing.x_commit_of__mutmut_12": (
         "tree(discard_git_dir=None): the SDK leaves the argument out, and its default is false"
         " (the .git directory is kept), as asked"
+    ),
+    **{
+        f"pipeline.registry.xǁRegistryClientǁ{name}__mutmut_{n}": _HEADER
+        for name, numbers in {
+            "get_manifest_or_none": (20, 21),
+            "put_manifest": (40, 41),
+            "_manifest_type": (14,),
+            "_verified_digest": (9,),
+        }.items()
+        for n in numbers
+    },
+    **{
+        f"pipeline.registry_http.xǁRegistrySessionǁ{name}__mutmut_{n}": _HEADER
+        for name, n in (
+            ("_retry_wait", 7),
+            ("_redirect_target", 7),
+            ("_read_body", 17),
+            ("_read_body", 39),
+            ("_answer_challenge", 8),
+        )
+    },
+    "pipeline.registry.xǁRegistryClientǁput_manifest__mutmut_36": _METHOD,
+    "pipeline.registry.xǁRegistryClientǁ_read__mutmut_23": _METHOD,
+    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_34": _METHOD,
+    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_21": _SCHEME,
+    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_24": _SCHEME,
+    "pipeline.registry_http.xǁRegistrySessionǁerror_code_and_detail__mutmut_22": _CODEC,
+    "pipeline.registry_auth.x_echoed_forms__mutmut_31": _CODEC,
+    "pipeline.registry_auth.xǁCredentialsǁbasic_header__mutmut_9": _CODEC,
+    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_27": _TRUTH,
+    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_33": _TRUTH
+    + " (httpx's follow_redirects)",
+    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_42": _TRUTH,
+    "pipeline.registry_auth.x_echoed_forms__mutmut_15": _TRUTH + " (json's ensure_ascii)",
+    "pipeline.oci_documents.x_serialize_json__mutmut_3": _TRUTH + " (json's ensure_ascii)",
+    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_37": (
+        "follow_redirects left out: httpx's default is False too"
+    ),
+    "pipeline.registry.xǁRegistryClientǁget_blob__mutmut_25": _COLON,
+    "pipeline.registry.xǁRegistryClientǁ_verified_digest__mutmut_28": _COLON,
+    "pipeline.registry.xǁRegistryClientǁ_manifest_type__mutmut_6": _FIRST_FIELD,
+    "pipeline.registry.xǁRegistryClientǁ_manifest_type__mutmut_17": _FIRST_FIELD,
+    "pipeline.registry.xǁRegistryClientǁput_manifest__mutmut_45": (
+        "no reference to check against: put_manifest's is the digest of raw itself, which"
+        " _verified_digest computes again from raw"
+    ),
+    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_20": _UNUSED_CALL,
+    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_21": _UNUSED_CALL,
+    **{
+        f"pipeline.registry_http.xǁRegistrySessionǁerror_code_and_detail__mutmut_{n}": (
+            _ABSENT_ERRORS
+        )
+        for n in (4, 7, 8, 11)
+    },
+    "pipeline.registry_http.xǁRegistrySessionǁ_retry_wait__mutmut_8": (
+        "'XXXX' for an absent Retry-After: not a date either, so the default pause as for ''"
+    ),
+    "pipeline.registry_http.xǁRegistrySessionǁ_read_body__mutmut_40": (
+        "'XXXX' for an absent Content-Length: not digits either, so no length is declared"
+    ),
+    "pipeline.registry_http.xǁRegistrySessionǁ_answer_challenge__mutmut_9": (
+        "'XXXX' for an absent WWW-Authenticate: a scheme neither bearer nor basic, as for ''"
+    ),
+    "pipeline.registry_auth.x_token_request__mutmut_9": (
+        "'XXXX' for an absent realm: never used (a challenge without a realm gets no token"
+        " request), and refused as not an absolute URL as '' is"
+    ),
+    "pipeline.registry_auth.x_echoed_forms__mutmut_6": (
+        "safe='XXXX' instead of '': quote never escapes a letter"
+    ),
+    "pipeline.oci_documents.x_check_descriptor__mutmut_20": (
+        "size 1 instead of 0 for a descriptor without one: both pass the check, and the value"
+        " is not kept"
     ),
 }
 """Surviving mutants that no test can kill, because they behave as the original: id -> why."""
