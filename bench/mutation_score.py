@@ -239,6 +239,10 @@ EQUIVALENT: dict[str, str] = {
             ("_read_body", 17),
             ("_read_body", 39),
             ("_answer_challenge", 8),
+            ("__init__", 42),
+            ("__init__", 43),
+            ("__init__", 45),
+            ("__init__", 46),
         )
     },
     "pipeline.registry.xǁRegistryClientǁput_manifest__mutmut_36": _METHOD,
