@@ -281,6 +281,9 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.registry_http.xǁRegistrySessionǁ_retry_wait__mutmut_8": (
         "'XXXX' for an absent Retry-After: not a date either, so the default pause as for ''"
     ),
+    "pipeline.registry_http.xǁRegistrySessionǁ_read_body__mutmut_19": (
+        "'IDENTITY' as the default Content-Encoding: lowercased before it is compared"
+    ),
     "pipeline.registry_http.xǁRegistrySessionǁ_read_body__mutmut_40": (
         "'XXXX' for an absent Content-Length: not digits either, so no length is declared"
     ),
