@@ -217,6 +217,10 @@ EQUIVALENT: dict[str, str] = {
         "endpoint() without a port: the engine then names the first exposed port, and the"
         " throwaway registry exposes only REHEARSAL_PORT"
     ),
+    "pipeline.main.xǁPipelineǁ_published__mutmut_7": (
+        "the skeleton plan without registry=: the client is bound to one registry and"
+        " read_release_state reads repository paths, never the host"
+    ),
     "pipeline.publishing.x_commit_of__mutmut_12": (
         "tree(discard_git_dir=None): the SDK leaves the argument out, and its default is false"
         " (the .git directory is kept), as asked"

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anyio
 REVISION_LABEL = "org.opencontainers.image.revision"
 CREATED_LABEL = "org.opencontainers.image.created"
 VERSION_LABEL = "org.opencontainers.image.version"
+SOURCE_LABEL = "org.opencontainers.image.source"
 COMMIT_CREATED = "2026-11-20T14:03:00Z"
 """The stand-in upstream's commit time (``standin.CREATED``) as the label carries it."""
 TOKEN_ID = "secret-main-token"
@@ -124,15 +125,21 @@ async def test_build_without_a_tag_is_labelled_with_upstreams_head(
     assert steps == [f"read https://github.com/{owner}/qm-nmr-calc at HEAD"]
 
 
-async def test_reading_upstream_at_a_tag_is_a_step_naming_it(
+async def test_build_at_a_tag_reads_upstream_in_a_step_and_labels_the_owners_source(
     owner: str, monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
 ) -> None:
-    StandInEngine("127.0.0.1:1").install(monkeypatch)
+    engine = StandInEngine("127.0.0.1:1")
+    engine.install(monkeypatch)
+    url = f"https://github.com/{owner}/qm-nmr-calc"
 
-    await Pipeline(source=dag.directory(), owner=owner).build("worker", "linux/amd64", tag="v2.4.0")
+    container = await Pipeline(source=dag.directory(), owner=owner).build(
+        "worker", "linux/amd64", tag="v2.4.0"
+    )
 
     steps = [span.name for span in spans.get_finished_spans() if span.name.startswith("read ")]
-    assert steps == [f"read https://github.com/{owner}/qm-nmr-calc at v2.4.0"]
+    assert steps == [f"read {url} at v2.4.0"]
+    labels = engine.describe(list(container._ctx.selections)).labels
+    assert (labels[SOURCE_LABEL], labels[VERSION_LABEL]) == (url, "2.4.0")
 
 
 async def test_rehearse_labels_every_image_with_the_upstream_commit(
