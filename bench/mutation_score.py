@@ -149,60 +149,63 @@ _ABSENT_ERRORS = (
 )
 
 EQUIVALENT: dict[str, str] = {
-    **{f"pipeline.labels.x_published_version__mutmut_{n}": _ZIP for n in (49, 52, 53, 59, 62, 63)},
-    **{f"pipeline.labels.x_published_version__mutmut_{n}": _FALSY for n in (8, 64)},
-    **{f"pipeline.labels.x_published_version__mutmut_{n}": _DIGEST for n in (10, 66)},
-    "pipeline.versions.x_floating_tags__mutmut_1": (
+    **{
+        f"pipeline.rules.labels.x_published_version__mutmut_{n}": _ZIP
+        for n in (49, 52, 53, 59, 62, 63)
+    },
+    **{f"pipeline.rules.labels.x_published_version__mutmut_{n}": _FALSY for n in (8, 64)},
+    **{f"pipeline.rules.labels.x_published_version__mutmut_{n}": _DIGEST for n in (10, 66)},
+    "pipeline.rules.versions.x_floating_tags__mutmut_1": (
         "take_over_floating defaults to True: only finishing calls floating_tags with the"
         " default, and without holders, where take_over_floating is never read"
     ),
-    "pipeline.versions.x_floating_tags__mutmut_22": (
+    "pipeline.rules.versions.x_floating_tags__mutmut_22": (
         "in_scope(None, ...) for the X.Y scope: in_scope only asks whether the name is"
         " 'latest', which neither None nor X.Y is"
     ),
-    "pipeline.versions.x__respect_holder__mutmut_19": (
+    "pipeline.rules.versions.x__respect_holder__mutmut_19": (
         "moves=None instead of False: every reader of FloatingTag.moves tests its truth"
         " (mypy --strict refuses the mutant)"
     ),
-    "pipeline.versions.x__respect_holder__mutmut_39": (
+    "pipeline.rules.versions.x__respect_holder__mutmut_39": (
         "moves=None instead of False: every reader of FloatingTag.moves tests its truth"
         " (mypy --strict refuses the mutant)"
     ),
-    "pipeline.finishing.x_digest_of__mutmut_3": (
+    "pipeline.steps.finishing.x_digest_of__mutmut_3": (
         "partition instead of rpartition on '@': a reference the engine returns has one '@'"
     ),
-    "pipeline.published.x_read_release_state__mutmut_2": (
+    "pipeline.steps.published.x_read_release_state__mutmut_2": (
         "images[1] instead of images[0]: every image of a plan has the plan's one version"
     ),
-    "pipeline.published.x_read_published__mutmut_4": (
+    "pipeline.steps.published.x_read_published__mutmut_4": (
         "version_digest '' instead of None when the version tag is absent: decide_tags reads"
         " what the version tag holds only when the tag exists, and then it has a digest"
     ),
-    "pipeline.published.x_read_published__mutmut_5": (
+    "pipeline.steps.published.x_read_published__mutmut_5": (
         "version_labels None instead of () when the version tag is absent: never read then"
         " (mypy --strict refuses the mutant)"
     ),
-    "pipeline.verify.x_check_platforms__mutmut_47": (
+    "pipeline.steps.verify.x_check_platforms__mutmut_47": (
         "a single manifest read again by its digest instead of reused: the same manifest"
     ),
-    "pipeline.verify.x_held_by_higher_release__mutmut_8": (
+    "pipeline.steps.verify.x_held_by_higher_release__mutmut_8": (
         "other >= version: this release's own version tag holds the version tag's digest,"
         " which check_tags never asks about (only a floating tag at another digest)"
     ),
-    "pipeline.verify.x_verification_plan__mutmut_7": (
+    "pipeline.steps.verify.x_verification_plan__mutmut_7": (
         "the skeleton plan without registry=: the client is bound to one registry and"
         " read_release_state reads repository paths, never the host"
     ),
-    "pipeline.labels.x_normalize_created__mutmut_18": (
+    "pipeline.rules.labels.x_normalize_created__mutmut_18": (
         "replace('XXZXX', ...) leaves a 'Z' that Python 3.11's fromisoformat reads as UTC"
     ),
-    "pipeline.labels.x_normalize_created__mutmut_19": (
+    "pipeline.rules.labels.x_normalize_created__mutmut_19": (
         "replace('z', ...) twice leaves a 'Z' that Python 3.11's fromisoformat reads as UTC"
     ),
-    "pipeline.labels.x__is_rfc3339_time__mutmut_55": (
+    "pipeline.rules.labels.x__is_rfc3339_time__mutmut_55": (
         "offset hour 1 instead of 0 for a 'Z' time: only compared with <= 23"
     ),
-    "pipeline.labels.x__is_rfc3339_time__mutmut_62": (
+    "pipeline.rules.labels.x__is_rfc3339_time__mutmut_62": (
         "offset minute 1 instead of 0 for a 'Z' time: only compared with <= 59"
     ),
     "pipeline.main.x_typed_function__mutmut_1": (
@@ -226,7 +229,7 @@ EQUIVALENT: dict[str, str] = {
         " (the .git directory is kept), as asked"
     ),
     **{
-        f"pipeline.registry.xǁRegistryClientǁ{name}__mutmut_{n}": _HEADER
+        f"pipeline.oci.client.xǁRegistryClientǁ{name}__mutmut_{n}": _HEADER
         for name, numbers in {
             "get_manifest_or_none": (20, 21),
             "put_manifest": (40, 41),
@@ -236,7 +239,7 @@ EQUIVALENT: dict[str, str] = {
         for n in numbers
     },
     **{
-        f"pipeline.registry_http.xǁRegistrySessionǁ{name}__mutmut_{n}": _HEADER
+        f"pipeline.oci.transport.xǁRegistrySessionǁ{name}__mutmut_{n}": _HEADER
         for name, n in (
             ("_retry_wait", 7),
             ("_redirect_target", 7),
@@ -249,59 +252,59 @@ EQUIVALENT: dict[str, str] = {
             ("__init__", 46),
         )
     },
-    "pipeline.registry.xǁRegistryClientǁput_manifest__mutmut_36": _METHOD,
-    "pipeline.registry.xǁRegistryClientǁ_read__mutmut_23": _METHOD,
-    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_34": _METHOD,
-    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_21": _SCHEME,
-    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_24": _SCHEME,
-    "pipeline.registry_http.xǁRegistrySessionǁerror_code_and_detail__mutmut_22": _CODEC,
-    "pipeline.registry_auth.x_echoed_forms__mutmut_31": _CODEC,
-    "pipeline.registry_auth.xǁCredentialsǁbasic_header__mutmut_9": _CODEC,
-    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_27": _TRUTH,
-    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_33": _TRUTH
+    "pipeline.oci.client.xǁRegistryClientǁput_manifest__mutmut_36": _METHOD,
+    "pipeline.oci.client.xǁRegistryClientǁ_read__mutmut_23": _METHOD,
+    "pipeline.oci.transport.xǁRegistrySessionǁ_fetch_token__mutmut_34": _METHOD,
+    "pipeline.oci.transport.xǁRegistrySessionǁ__init____mutmut_21": _SCHEME,
+    "pipeline.oci.transport.xǁRegistrySessionǁ__init____mutmut_24": _SCHEME,
+    "pipeline.oci.transport.xǁRegistrySessionǁerror_code_and_detail__mutmut_22": _CODEC,
+    "pipeline.oci.auth.x_echoed_forms__mutmut_31": _CODEC,
+    "pipeline.oci.auth.xǁCredentialsǁbasic_header__mutmut_9": _CODEC,
+    "pipeline.oci.transport.xǁRegistrySessionǁ__init____mutmut_27": _TRUTH,
+    "pipeline.oci.transport.xǁRegistrySessionǁ__init____mutmut_33": _TRUTH
     + " (httpx's follow_redirects)",
-    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_42": _TRUTH,
-    "pipeline.registry_auth.x_echoed_forms__mutmut_15": _TRUTH + " (json's ensure_ascii)",
-    "pipeline.oci_documents.x_serialize_json__mutmut_3": _TRUTH + " (json's ensure_ascii)",
-    "pipeline.registry_http.xǁRegistrySessionǁ__init____mutmut_37": (
+    "pipeline.oci.transport.xǁRegistrySessionǁ_fetch_token__mutmut_42": _TRUTH,
+    "pipeline.oci.auth.x_echoed_forms__mutmut_15": _TRUTH + " (json's ensure_ascii)",
+    "pipeline.oci.documents.x_serialize_json__mutmut_3": _TRUTH + " (json's ensure_ascii)",
+    "pipeline.oci.transport.xǁRegistrySessionǁ__init____mutmut_37": (
         "follow_redirects left out: httpx's default is False too"
     ),
-    "pipeline.registry.xǁRegistryClientǁget_blob__mutmut_25": _COLON,
-    "pipeline.registry.xǁRegistryClientǁ_verified_digest__mutmut_28": _COLON,
-    "pipeline.registry.xǁRegistryClientǁ_manifest_type__mutmut_6": _FIRST_FIELD,
-    "pipeline.registry.xǁRegistryClientǁ_manifest_type__mutmut_17": _FIRST_FIELD,
-    "pipeline.registry.xǁRegistryClientǁput_manifest__mutmut_45": (
+    "pipeline.oci.client.xǁRegistryClientǁget_blob__mutmut_25": _COLON,
+    "pipeline.oci.client.xǁRegistryClientǁ_verified_digest__mutmut_28": _COLON,
+    "pipeline.oci.client.xǁRegistryClientǁ_manifest_type__mutmut_6": _FIRST_FIELD,
+    "pipeline.oci.client.xǁRegistryClientǁ_manifest_type__mutmut_17": _FIRST_FIELD,
+    "pipeline.oci.client.xǁRegistryClientǁput_manifest__mutmut_45": (
         "no reference to check against: put_manifest's is the digest of raw itself, which"
         " _verified_digest computes again from raw"
     ),
-    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_20": _UNUSED_CALL,
-    "pipeline.registry_http.xǁRegistrySessionǁ_fetch_token__mutmut_21": _UNUSED_CALL,
+    "pipeline.oci.transport.xǁRegistrySessionǁ_fetch_token__mutmut_20": _UNUSED_CALL,
+    "pipeline.oci.transport.xǁRegistrySessionǁ_fetch_token__mutmut_21": _UNUSED_CALL,
     **{
-        f"pipeline.registry_http.xǁRegistrySessionǁerror_code_and_detail__mutmut_{n}": (
+        f"pipeline.oci.transport.xǁRegistrySessionǁerror_code_and_detail__mutmut_{n}": (
             _ABSENT_ERRORS
         )
         for n in (4, 7, 8, 11)
     },
-    "pipeline.registry_http.xǁRegistrySessionǁ_retry_wait__mutmut_8": (
+    "pipeline.oci.transport.xǁRegistrySessionǁ_retry_wait__mutmut_8": (
         "'XXXX' for an absent Retry-After: not a date either, so the default pause as for ''"
     ),
-    "pipeline.registry_http.xǁRegistrySessionǁ_read_body__mutmut_19": (
+    "pipeline.oci.transport.xǁRegistrySessionǁ_read_body__mutmut_19": (
         "'IDENTITY' as the default Content-Encoding: lowercased before it is compared"
     ),
-    "pipeline.registry_http.xǁRegistrySessionǁ_read_body__mutmut_40": (
+    "pipeline.oci.transport.xǁRegistrySessionǁ_read_body__mutmut_40": (
         "'XXXX' for an absent Content-Length: not digits either, so no length is declared"
     ),
-    "pipeline.registry_http.xǁRegistrySessionǁ_answer_challenge__mutmut_9": (
+    "pipeline.oci.transport.xǁRegistrySessionǁ_answer_challenge__mutmut_9": (
         "'XXXX' for an absent WWW-Authenticate: a scheme neither bearer nor basic, as for ''"
     ),
-    "pipeline.registry_auth.x_token_request__mutmut_9": (
+    "pipeline.oci.auth.x_token_request__mutmut_9": (
         "'XXXX' for an absent realm: never used (a challenge without a realm gets no token"
         " request), and refused as not an absolute URL as '' is"
     ),
-    "pipeline.registry_auth.x_echoed_forms__mutmut_6": (
+    "pipeline.oci.auth.x_echoed_forms__mutmut_6": (
         "safe='XXXX' instead of '': quote never escapes a letter"
     ),
-    "pipeline.oci_documents.x_check_descriptor__mutmut_20": (
+    "pipeline.oci.documents.x_check_descriptor__mutmut_20": (
         "size 1 instead of 0 for a descriptor without one: both pass the check, and the value"
         " is not kept"
     ),

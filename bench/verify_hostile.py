@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from hostile_registry import HostileRegistry, release_store, scenarios, serve
 from oci_images import push_release_image
-from pipeline.plan import make_plan
-from pipeline.references import repository_path
-from pipeline.registry import RegistryClient
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.plan import make_plan
+from pipeline.rules.references import repository_path
 from registry_server import RegistryServer
 
 ROOT = Path(__file__).resolve().parent.parent

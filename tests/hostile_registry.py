@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from oci_images import build_image, build_index, sha256_digest
-from pipeline.plan import ReleasePlan
-from pipeline.references import repository_path
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST
+from pipeline.rules.plan import ReleasePlan
+from pipeline.rules.references import repository_path
 
 LOOPBACK = "127.0.0.1"
 MAX_REQUEST_HEAD = 64 * 1024

@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.oci_names import check_digest, check_reference, check_repository, normalize_registry
-from pipeline.registry import (
+from pipeline.oci.client import (
     OCI_INDEX,
     OCI_MANIFEST,
     RegistryClient,
@@ -30,7 +29,8 @@ from pipeline.registry import (
     digest_of,
     serialize_json,
 )
-from pipeline.registry_http import ERROR_BODY
+from pipeline.oci.names import check_digest, check_reference, check_repository, normalize_registry
+from pipeline.oci.transport import ERROR_BODY
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"

@@ -46,8 +46,8 @@ import pytest
 from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
 from oci_images import push_image
-from pipeline.concurrency import ConcurrentStepsError, gather
-from pipeline.registry import RegistryClient, RegistryError
+from pipeline.oci.client import RegistryClient, RegistryError
+from pipeline.steps.concurrency import ConcurrentStepsError, gather
 
 if TYPE_CHECKING:
     from images.engine_builds import RealBuilder

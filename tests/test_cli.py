@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import pytest
-from pipeline.plan import make_plan
+from pipeline.rules.plan import make_plan
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 HEAVY = ("dagger", "httpx", "anyio")

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
-from pipeline.concurrency import ConcurrentStepsError, gather
+from pipeline.steps.concurrency import ConcurrentStepsError, gather
 
 pytestmark = pytest.mark.anyio
 

@@ -26,12 +26,13 @@ from dagger import dag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline.main import Pipeline
-from pipeline.registry import RegistryClient
-from pipeline.versions import LATEST, published_versions
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.versions import LATEST, published_versions
+from pipeline.steps import finishing
 from registry_server import RegistryServer
 from standin import StandInEngine
 
-from pipeline import finishing, publishing
+from pipeline import publishing
 
 pytestmark = pytest.mark.anyio
 

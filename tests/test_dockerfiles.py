@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from pipeline.catalogue import CATALOGUE, ImageSpec, find_image
-from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
+from pipeline.rules.catalogue import CATALOGUE, ImageSpec, find_image
+from pipeline.rules.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -34,11 +34,11 @@ from hostile_registry import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oci_images import build_image, sha256_digest
-from pipeline.log_text import printable, safe_line, safe_lines
-from pipeline.oci_names import normalize_registry
-from pipeline.plan import make_plan
-from pipeline.references import normalize_owner
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, Limits, RegistryClient, RegistryError
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, Limits, RegistryClient, RegistryError
+from pipeline.oci.names import normalize_registry
+from pipeline.oci.text import printable, safe_line, safe_lines
+from pipeline.rules.plan import make_plan
+from pipeline.rules.references import normalize_owner
 
 from pipeline import __main__ as cli
 
@@ -63,7 +63,7 @@ def verify_in_process(
     host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, str, float]:
     """``python -m pipeline verify`` run in this process with FAST limits."""
-    monkeypatch.setattr("pipeline.registry_http.DEFAULT_LIMITS", FAST)
+    monkeypatch.setattr("pipeline.oci.transport.DEFAULT_LIMITS", FAST)
     monkeypatch.setattr("pipeline.__main__.VERIFY_DEADLINE", 8.0)
     monkeypatch.delenv("REGISTRY_PASSWORD", raising=False)
     started = time.monotonic()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from dagger import dag
 from dagger.client._core import Field
-from pipeline.catalogue import CATALOGUE, UnknownImageError
 from pipeline.main import SOURCE_IGNORE, BuildFailedError, Pipeline
+from pipeline.rules.catalogue import CATALOGUE, UnknownImageError
 from standin import StandInEngine
 
 pytestmark = pytest.mark.anyio

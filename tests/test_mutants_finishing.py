@@ -11,11 +11,17 @@ from __future__ import annotations
 import pytest
 from oci_images import push_release_image
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline.finishing import digest_of, finish_image, highest_in_scope, settle, version_manifest
-from pipeline.plan import ImagePlan, PublishedState, make_plan
-from pipeline.references import repository_path
-from pipeline.registry import Manifest, RegistryClient
-from pipeline.versions import FloatingHolder, FloatingTag
+from pipeline.oci.client import Manifest, RegistryClient
+from pipeline.rules.plan import ImagePlan, PublishedState, make_plan
+from pipeline.rules.references import repository_path
+from pipeline.rules.versions import FloatingHolder, FloatingTag
+from pipeline.steps.finishing import (
+    digest_of,
+    finish_image,
+    highest_in_scope,
+    settle,
+    version_manifest,
+)
 from registry_server import RegistryServer
 from semver import Version
 

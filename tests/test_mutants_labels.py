@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from pipeline.catalogue import find_image
-from pipeline.labels import check_revision, normalize_created
-from pipeline.plan import PublishedState, make_plan
-from pipeline.versions import ReleaseInputError
+from pipeline.rules.catalogue import find_image
+from pipeline.rules.labels import check_revision, normalize_created
+from pipeline.rules.plan import PublishedState, make_plan
+from pipeline.rules.versions import ReleaseInputError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98"

@@ -21,7 +21,7 @@ from pipeline.main import (
     typed_function,
     uncached_function,
 )
-from pipeline.versions import ReleaseInputError
+from pipeline.rules.versions import ReleaseInputError
 from registry_server import RegistryServer
 from standin import REVISION, StandInEngine
 

@@ -1,4 +1,4 @@
-"""``pipeline.oci_documents``: what a document of the wrong shape is told, and what passes.
+"""``pipeline.oci.documents``: what a document of the wrong shape is told, and what passes.
 
 The registry tests reach these checks through a real registry, which serves only well-formed
 documents, so the messages a caller reads for a malformed manifest, descriptor, platform or
@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from pipeline.oci_documents import (
+from pipeline.oci.documents import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,

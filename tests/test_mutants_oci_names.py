@@ -1,4 +1,4 @@
-"""``pipeline.oci_names``: the whole message for each refused name, and the exact boundaries.
+"""``pipeline.oci.names``: the whole message for each refused name, and the exact boundaries.
 
 The registry tests feed the name checks mostly valid names, so the messages a caller reads for
 a refused digest, repository, reference, digest algorithm or registry host, and the edges of
@@ -12,7 +12,7 @@ import re
 from contextlib import AbstractContextManager
 
 import pytest
-from pipeline.oci_names import (
+from pipeline.oci.names import (
     check_digest,
     check_reference,
     check_repository,

@@ -7,9 +7,9 @@ a subprocess, these check the whole text in the test process.
 from __future__ import annotations
 
 import pytest
-from pipeline.catalogue import ImageSpec
-from pipeline.plan import PublishedState, make_plan, render_table
-from pipeline.versions import ReleaseInputError, holder_of
+from pipeline.rules.catalogue import ImageSpec
+from pipeline.rules.plan import PublishedState, make_plan, render_table
+from pipeline.rules.versions import ReleaseInputError, holder_of
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "cd" * 32

@@ -1,4 +1,4 @@
-"""``pipeline.published`` against a REAL registry: what it concludes, and what it reads for it.
+"""``pipeline.steps.published`` against a REAL registry: what it concludes, and what it reads.
 
 Reading a repository's state is on the path of every ``plan``, ``publish`` and ``verify``; a
 floating tag's holder is named from the cheapest evidence that is sure (its own version tag),
@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 from oci_images import build_index, push_blob, push_image, sha256_digest
-from pipeline.oci_documents import Manifest
-from pipeline.published import (
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
+from pipeline.oci.documents import Manifest
+from pipeline.rules.versions import FloatingHolder
+from pipeline.steps.published import (
     config_labels,
     image_labels_of,
     read_holder,
     read_published,
     version_digests,
 )
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
-from pipeline.versions import FloatingHolder
 from registry_server import RegistryServer
 from semver import Version
 

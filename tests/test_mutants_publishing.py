@@ -16,12 +16,12 @@ import dagger
 import pytest
 from dagger import dag
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline.finishing import FinishedImage, finish_image
 from pipeline.main import BuildFailedError, Pipeline
-from pipeline.plan import ImagePlan
-from pipeline.progress import step
-from pipeline.registry import RegistryClient
-from pipeline.verify import VerificationError
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.plan import ImagePlan
+from pipeline.steps.finishing import FinishedImage, finish_image
+from pipeline.steps.progress import step
+from pipeline.steps.verify import VerificationError
 from registry_server import RegistryServer
 from standin import StandInEngine
 

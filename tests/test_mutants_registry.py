@@ -1,7 +1,7 @@
 """The registry client's exact answers and refusals, word for word, against scripted registries.
 
 This file exists because mutation testing (``bench/mutation_score.py``) found changes to
-``pipeline.registry`` that no other test noticed: a refusal naming the wrong operation or
+``pipeline.oci.client`` that no other test noticed: a refusal naming the wrong operation or
 losing its status, the Content-Type parameters or a document's ``mediaType`` read wrongly, a
 digest reference or a sha512 digest not checked, a pagination loop on a later page not seen, a
 redirect followed where none should be. Each test here pins what a caller sees in those cases:
@@ -21,9 +21,9 @@ import httpx
 import pytest
 from hostile_registry import Handler, HostileRegistry, Reply, Request, endless_pages, status
 from oci_images import build_image, sha256_digest
-from pipeline.oci_documents import ACCEPTED_TYPES, DOCKER_MANIFEST, Manifest
-from pipeline.oci_names import digest_of
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, Limits, RegistryClient, RegistryError
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, Limits, RegistryClient, RegistryError
+from pipeline.oci.documents import ACCEPTED_TYPES, DOCKER_MANIFEST, Manifest
+from pipeline.oci.names import digest_of
 
 pytestmark = pytest.mark.anyio
 

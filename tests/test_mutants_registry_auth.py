@@ -1,6 +1,6 @@
 """Registry authentication decisions, checked in-process, word for word.
 
-``pipeline.registry_auth`` decides without I/O: what a ``WWW-Authenticate`` challenge asks for,
+``pipeline.oci.auth`` decides without I/O: what a ``WWW-Authenticate`` challenge asks for,
 which token request may be made (and with which credentials), what a token answer holds, and
 how every echoed form of a secret is scrubbed from text. The registry tests reach it through a
 live server, which leaves many details unchecked; this file pins them by calling the functions
@@ -13,7 +13,7 @@ import re
 
 import httpx
 import pytest
-from pipeline.registry_auth import (
+from pipeline.oci.auth import (
     Challenge,
     Credentials,
     TokenRequest,

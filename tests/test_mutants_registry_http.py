@@ -1,4 +1,4 @@
-"""``pipeline.registry_http.RegistrySession`` driven directly: the requests it sends, what it does
+"""``pipeline.oci.transport.RegistrySession`` driven directly: the requests it sends, what it does
 with each answer, and the exact errors it raises.
 
 This file exists to kill the mutants of ``registry_http`` that survived the other registry tests
@@ -24,10 +24,9 @@ import anyio
 import httpx
 import pytest
 from hostile_registry import HostileRegistry, Reply, Request, status
-from pipeline.registry_auth import Credentials
-from pipeline.registry_http import Answer, BodyKind, Limits, RegistryError, RegistrySession
-
-from pipeline import registry_http
+from pipeline.oci import transport as registry_http
+from pipeline.oci.auth import Credentials
+from pipeline.oci.transport import Answer, BodyKind, Limits, RegistryError, RegistrySession
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 from oci_images import OCI_CONFIG, build_index, push_image, sha256_digest
-from pipeline.oci_documents import Manifest
-from pipeline.plan import ImagePlan
-from pipeline.references import repository_path
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
-from pipeline.verify import ImageReport, VerifyReport, check_platforms, verify_image
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
+from pipeline.oci.documents import Manifest
+from pipeline.rules.plan import ImagePlan
+from pipeline.rules.references import repository_path
+from pipeline.steps.verify import ImageReport, VerifyReport, check_platforms, verify_image
 from registry_server import RegistryServer
 from test_verify import VERSION_LABEL, ImageState, plan_for, published_state, push_release, retag
 

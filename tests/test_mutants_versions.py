@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from pipeline.versions import FloatingHolder, ReleaseInputError, decide_tags, parse_release_tag
+from pipeline.rules.versions import (
+    FloatingHolder,
+    ReleaseInputError,
+    decide_tags,
+    parse_release_tag,
+)
 from semver import Version
 
 ACCEPTED = (

@@ -7,10 +7,10 @@ import re
 from typing import Any
 
 import pytest
-from pipeline.catalogue import CATALOGUE, ImageSpec, find_image
-from pipeline.labels import INDEX_ANNOTATION_KEYS, MAX_DESCRIPTION
-from pipeline.plan import make_plan
-from pipeline.versions import ReleaseInputError
+from pipeline.rules.catalogue import CATALOGUE, ImageSpec, find_image
+from pipeline.rules.labels import INDEX_ANNOTATION_KEYS, MAX_DESCRIPTION
+from pipeline.rules.plan import make_plan
+from pipeline.rules.versions import ReleaseInputError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2026-11-20T15:03:00+01:00"

@@ -13,12 +13,12 @@ import pytest
 from dagger import dag
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from pipeline.concurrency import ConcurrentStepsError
 from pipeline.main import BuildFailedError, Pipeline
-from pipeline.plan import make_plan
-from pipeline.registry import RegistryClient
-from pipeline.verify import VerificationError
-from pipeline.versions import ReleaseInputError
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.plan import make_plan
+from pipeline.rules.versions import ReleaseInputError
+from pipeline.steps.concurrency import ConcurrentStepsError
+from pipeline.steps.verify import VerificationError
 from registry_server import RegistryServer
 from standin import CREATED, REVISION, StandInEngine
 

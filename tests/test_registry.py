@@ -17,8 +17,7 @@ from oci_images import (
     push_release_image,
     split_reference,
 )
-from pipeline.concurrency import gather
-from pipeline.registry import (
+from pipeline.oci.client import (
     DOCKER_MANIFEST,
     MANIFEST_TYPES,
     OCI_INDEX,
@@ -28,7 +27,8 @@ from pipeline.registry import (
     RegistryError,
     digest_of,
 )
-from pipeline.registry_http import ERROR_BODY, Limits
+from pipeline.oci.transport import ERROR_BODY, Limits
+from pipeline.steps.concurrency import gather
 from registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import pytest
 from dagger import dag
 from oci_images import push_release_image
 from pipeline.main import Pipeline
-from pipeline.registry import RegistryClient
-from pipeline.versions import ReleaseInputError
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.versions import ReleaseInputError
 from registry_server import RegistryServer
 from standin import REVISION, StandInEngine
 

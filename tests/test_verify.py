@@ -1,4 +1,4 @@
-"""``pipeline.verify`` against a REAL registry: what is published must be what the plan says.
+"""``pipeline.steps.verify`` against a REAL registry: what is published must be what the plan says.
 
 Each test pushes small real images (tests/oci_images.py) into the session's ``docker-registry``
 under a fresh owner, in a state that matches a plan or breaks it in one named way, then checks
@@ -20,12 +20,12 @@ import pytest
 from dagger import dag
 from oci_images import build_index, push_image
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline.finishing import FinishedImage, finish_image
 from pipeline.main import Pipeline
-from pipeline.plan import ImagePlan, ReleasePlan, make_plan
-from pipeline.references import repository_path
-from pipeline.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from pipeline.verify import (
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient
+from pipeline.rules.plan import ImagePlan, ReleasePlan, make_plan
+from pipeline.rules.references import repository_path
+from pipeline.steps.finishing import FinishedImage, finish_image
+from pipeline.steps.verify import (
     ImageReport,
     VerificationError,
     VerifyReport,

@@ -8,7 +8,7 @@ import pytest
 import semver
 from hypothesis import given
 from hypothesis import strategies as st
-from pipeline.versions import (
+from pipeline.rules.versions import (
     LATEST,
     MAX_TAG_LENGTH,
     FloatingHolder,

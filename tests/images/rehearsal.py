@@ -14,7 +14,7 @@ import dagger
 import pytest
 from dagger import dag
 from pipeline.main import Pipeline
-from pipeline.registry import RegistryClient
+from pipeline.oci.client import RegistryClient
 from registry_server import RegistryServer
 from standin import StandInEngine
 

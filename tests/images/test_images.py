@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pipeline.catalogue import find_image
+from pipeline.rules.catalogue import find_image
 
 from images import builds
 from images.builds import UPSTREAM_TAGS

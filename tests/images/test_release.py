@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 import pytest
 from dagger.client._core import Field
-from pipeline.catalogue import find_image
-from pipeline.registry import RegistryClient
+from pipeline.oci.client import RegistryClient
+from pipeline.rules.catalogue import find_image
 
 from images.engine_builds import RealBuilder, StandInRefusedError, upstream_commits
 from images.environment import ImageEnvironment

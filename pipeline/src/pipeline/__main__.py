@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pipeline.catalogue import image_names
-from pipeline.log_text import safe_line
-from pipeline.plan import make_plan, render_table
-from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY
+from pipeline.oci import safe_line
+from pipeline.rules.catalogue import image_names
+from pipeline.rules.plan import make_plan, render_table
+from pipeline.rules.references import DEFAULT_OWNER, DEFAULT_REGISTRY
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -137,10 +137,10 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     import anyio
 
-    from pipeline.concurrency import ConcurrentStepsError
-    from pipeline.references import normalize_registry
-    from pipeline.registry import RegistryClient, RegistryError
-    from pipeline.verify import VerifyReport, verification_plan, verify_release
+    from pipeline.oci import RegistryClient, RegistryError
+    from pipeline.rules.references import normalize_registry
+    from pipeline.steps.concurrency import ConcurrentStepsError
+    from pipeline.steps.verify import VerifyReport, verification_plan, verify_release
 
     async def verify() -> VerifyReport:
         async with RegistryClient(
@@ -182,8 +182,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def registry_errors(error: BaseException) -> list[BaseException]:
     """The RegistryErrors in ``error`` (one, or each of several steps'); others raised again."""
-    from pipeline.concurrency import ConcurrentStepsError
-    from pipeline.registry import RegistryError
+    from pipeline.oci import RegistryError
+    from pipeline.steps.concurrency import ConcurrentStepsError
 
     if isinstance(error, ConcurrentStepsError):
         return [leaf for inner in error.failures.values() for leaf in registry_errors(inner)]

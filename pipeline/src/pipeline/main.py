@@ -1,8 +1,8 @@
 """The Dagger module: build, check, plan, publish, rehearse and verify qm-nmr-calc's images.
 
 Only the Dagger API surface: each function reads its inputs (sources, registry state), has the
-release planned by ``pipeline.plan``, and hands the plan to ``pipeline.publishing`` (builds,
-pushes, finishing) or ``pipeline.verify``.
+release planned by ``pipeline.rules.plan``, and hands the plan to ``pipeline.publishing`` (builds,
+pushes, finishing) or ``pipeline.steps.verify``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
-from pipeline.catalogue import CATALOGUE, PROJECT, check_platform, find_image
-from pipeline.concurrency import first_line
-from pipeline.labels import image_labels
-from pipeline.plan import PublishedState, ReleasePlan, make_plan, render_table
-from pipeline.progress import step
-from pipeline.published import read_release_state
+from pipeline.oci import RegistryClient
 from pipeline.publishing import (
     BuildFailedError,
     Commit,
@@ -28,15 +23,20 @@ from pipeline.publishing import (
     raise_unless_ok,
     release_images,
 )
-from pipeline.references import (
+from pipeline.rules.catalogue import CATALOGUE, PROJECT, check_platform, find_image
+from pipeline.rules.labels import image_labels
+from pipeline.rules.plan import PublishedState, ReleasePlan, make_plan, render_table
+from pipeline.rules.references import (
     DEFAULT_OWNER,
     DEFAULT_REGISTRY,
     normalize_owner,
     normalize_registry,
 )
-from pipeline.registry import RegistryClient
-from pipeline.verify import verification_plan, verify_release
-from pipeline.versions import ReleaseInputError, parse_release_tag
+from pipeline.rules.versions import ReleaseInputError, parse_release_tag
+from pipeline.steps.concurrency import first_line
+from pipeline.steps.progress import step
+from pipeline.steps.published import read_release_state
+from pipeline.steps.verify import verification_plan, verify_release
 
 __all__ = ["BuildFailedError", "Pipeline"]
 

@@ -1,9 +1,10 @@
 """A planned release as Dagger calls: build every variant, push, finish, verify.
 
-Data flows one way: the plan (``pipeline.plan``) says what to build and which tags to write;
+Data flows one way: the plan (``pipeline.rules.plan``) says what to build and which tags to write;
 this module builds the variants and pushes each image once under its version tag; finishing
-(``pipeline.finishing``) annotates and moves the floating tags; ``pipeline.verify`` proves the
-result. Every step is an OpenTelemetry span, so the Dagger TUI and traces show the release.
+(``pipeline.steps.finishing``) annotates and moves the floating tags; ``pipeline.steps.verify``
+proves the result. Every step is an OpenTelemetry span, so the Dagger TUI and traces show the
+release.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import anyio
 import dagger
 from dagger import dag
 
-from pipeline.concurrency import first_line, gather
-from pipeline.finishing import digest_of, finish_image
-from pipeline.plan import ImagePlan, ReleasePlan
-from pipeline.progress import note, step
-from pipeline.registry import RegistryClient
-from pipeline.verify import VerificationError, VerifyReport, verify_release
+from pipeline.oci import RegistryClient
+from pipeline.rules.plan import ImagePlan, ReleasePlan
+from pipeline.steps.concurrency import first_line, gather
+from pipeline.steps.finishing import digest_of, finish_image
+from pipeline.steps.progress import note, step
+from pipeline.steps.verify import VerificationError, VerifyReport, verify_release
 
 GIT_IMAGE = "alpine/git:v2.49.1"
 """Reads a commit's time, which the Dagger API does not expose."""

@@ -13,14 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from pipeline.concurrency import gather
-from pipeline.log_text import safe_line
-from pipeline.oci_documents import config_platform_and_labels, platform_of
-from pipeline.plan import ImagePlan, ReleasePlan, make_plan
-from pipeline.published import read_release_state
-from pipeline.references import repository_path
-from pipeline.registry import Manifest, RegistryClient, RegistryError
-from pipeline.versions import in_scope, published_versions
+from pipeline.oci import (
+    Manifest,
+    RegistryClient,
+    RegistryError,
+    config_platform_and_labels,
+    platform_of,
+    safe_line,
+)
+from pipeline.rules.plan import ImagePlan, ReleasePlan, make_plan
+from pipeline.rules.references import repository_path
+from pipeline.rules.versions import in_scope, published_versions
+from pipeline.steps.concurrency import gather
+from pipeline.steps.published import read_release_state
 
 MAX_INDEX_ENTRIES = 64
 """Entries of an index checked at most: a release has a few platforms and attestations."""

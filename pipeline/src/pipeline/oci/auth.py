@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from pipeline.log_text import printable
-from pipeline.oci_names import is_loopback_ip
+from pipeline.oci.names import is_loopback_ip
+from pipeline.oci.text import printable
 
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|[^,\s]*)')
 SCRUBBED = "***"

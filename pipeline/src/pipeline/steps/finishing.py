@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 
 import semver
 
-from pipeline.plan import ImagePlan
-from pipeline.progress import step
-from pipeline.references import repository_path
-from pipeline.registry import Manifest, RegistryClient, check_annotations, serialize_json
-from pipeline.versions import FloatingTag, floating_tags, in_scope, published_versions
+from pipeline.oci import Manifest, RegistryClient, check_annotations, serialize_json
+from pipeline.rules.plan import ImagePlan
+from pipeline.rules.references import repository_path
+from pipeline.rules.versions import FloatingTag, floating_tags, in_scope, published_versions
+from pipeline.steps.progress import step
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pipeline.catalogue import PROJECT, ImageSpec
-from pipeline.oci_names import host_of, is_loopback_ip
-from pipeline.oci_names import normalize_registry as normalize_registry
+from pipeline.oci.names import host_of, is_loopback_ip
+from pipeline.oci.names import normalize_registry as normalize_registry
+from pipeline.rules.catalogue import PROJECT, ImageSpec
 
 DEFAULT_REGISTRY = "ghcr.io"
 DEFAULT_OWNER = "steinbeck"

@@ -10,9 +10,9 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from pipeline.catalogue import ImageSpec
-from pipeline.references import source_url
-from pipeline.versions import PublishedVersion
+from pipeline.rules.catalogue import ImageSpec
+from pipeline.rules.references import source_url
+from pipeline.rules.versions import PublishedVersion
 
 PREFIX = "org.opencontainers.image."
 VERSION = PREFIX + "version"

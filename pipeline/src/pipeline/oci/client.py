@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from pipeline.log_text import printable
-from pipeline.oci_documents import (
+from pipeline.oci.auth import Credentials
+from pipeline.oci.documents import (
     ACCEPTED_TYPES,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -35,9 +35,9 @@ from pipeline.oci_documents import (
     parse_json_object,
     serialize_json,
 )
-from pipeline.oci_names import check_digest, check_reference, check_repository, digest_of, is_digest
-from pipeline.registry_auth import Credentials
-from pipeline.registry_http import (
+from pipeline.oci.names import check_digest, check_reference, check_repository, digest_of, is_digest
+from pipeline.oci.text import printable
+from pipeline.oci.transport import (
     CONFIG_BODY,
     DEFAULT_LIMITS,
     ERROR_BODY,

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 
-from pipeline.log_text import printable
-from pipeline.oci_documents import parse_json_object
-from pipeline.oci_names import host_of, is_loopback_ip, normalize_registry
-from pipeline.registry_auth import Challenge, Credentials, parse_challenge, token_of, token_request
+from pipeline.oci.auth import Challenge, Credentials, parse_challenge, token_of, token_request
+from pipeline.oci.documents import parse_json_object
+from pipeline.oci.names import host_of, is_loopback_ip, normalize_registry
+from pipeline.oci.text import printable
 
 USER_AGENT = "qm-nmr-calc-pipeline"
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})

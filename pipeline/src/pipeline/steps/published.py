@@ -3,7 +3,7 @@
 Its tags; when the release's version tag exists, the labels of the image there (is it this very
 release, stopped half-way?); and what each floating tag points at now (upstream's old workflow
 left ``latest`` on images that no version tag names). Only reads; the decisions are in
-``pipeline.versions`` and ``pipeline.labels``.
+``pipeline.rules.versions`` and ``pipeline.rules.labels``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from typing import Any
 
 import anyio
 
-from pipeline.concurrency import gather
-from pipeline.labels import VERSION
-from pipeline.plan import PublishedState, ReleasePlan
-from pipeline.references import repository_path
-from pipeline.registry import Manifest, RegistryClient, RegistryError
-from pipeline.versions import FloatingHolder, floating_tag_names, holder_of, published_versions
+from pipeline.oci import Manifest, RegistryClient, RegistryError
+from pipeline.rules.labels import VERSION
+from pipeline.rules.plan import PublishedState, ReleasePlan
+from pipeline.rules.references import repository_path
+from pipeline.rules.versions import (
+    FloatingHolder,
+    floating_tag_names,
+    holder_of,
+    published_versions,
+)
+from pipeline.steps.concurrency import gather
 
 TAG_READS_AT_ONCE = 8
 """Version tags read at once when looking for the one that shares a floating tag's digest."""

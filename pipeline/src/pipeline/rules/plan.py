@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.catalogue import CATALOGUE, ImageSpec
-from pipeline.labels import image_labels, index_annotations, published_version
-from pipeline.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
-from pipeline.versions import (
+from pipeline.rules.catalogue import CATALOGUE, ImageSpec
+from pipeline.rules.labels import image_labels, index_annotations, published_version
+from pipeline.rules.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
+from pipeline.rules.versions import (
     FloatingHolder,
     FloatingTag,
     TagDecision,
