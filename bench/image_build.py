@@ -23,11 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import images.builds as builds
-from images import daemon, standins
-from images.environment import image_environment
+import tests.images.builds as builds
+from tests.images import daemon, standins
+from tests.images.environment import image_environment
 
 UPSTREAM_TAG = "v2.8"
 UPSTREAM_API_MB = 733

@@ -17,13 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from images import standins
-from images.probes import HEALTHY_TIMEOUT, wait_for_log, wait_healthy
-from images.rehearsal import publish, rehearsal
-from images.stack import compose_stack
-from images.test_user_job import METHANE, WORKER_SETTINGS, WORKER_STARTED, run_job
+from tests.images import standins
+from tests.images.probes import HEALTHY_TIMEOUT, wait_for_log, wait_healthy
+from tests.images.rehearsal import publish, rehearsal
+from tests.images.stack import compose_stack
+from tests.images.test_user_job import METHANE, WORKER_SETTINGS, WORKER_STARTED, run_job
 
 TAG = "v2.8.0"
 RUNS = 3

@@ -18,11 +18,12 @@ import dagger
 import pytest
 from dagger import dag
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.main import Pipeline
-from registry_server import RegistryServer
-from standin import StandInEngine
+
+from tests.support.registry_server import RegistryServer
+from tests.support.standin import StandInEngine
 
 TARGET = 1.3
 TOKEN_ID = "bench-token"

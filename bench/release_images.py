@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from images.rehearsal import publish, rehearsal
+from tests.images.rehearsal import publish, rehearsal
 
 TAG = "v2.4.0"
 TARGET = 1.2

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hostile_registry import HostileRegistry, release_store, scenarios, serve
-from oci_images import push_release_image
 from pipeline.oci.client import RegistryClient
 from pipeline.rules.plan import make_plan
 from pipeline.rules.references import repository_path
-from registry_server import RegistryServer
+
+from tests.support.hostile_registry import HostileRegistry, release_store, scenarios, serve
+from tests.support.oci_images import push_release_image
+from tests.support.registry_server import RegistryServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "v2.4.0"

@@ -10,7 +10,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from registry_server import RegistryServer
+
+from tests.support.registry_server import RegistryServer
 
 REGISTRY_USER = "releaser"
 REGISTRY_PASSWORD = "s3cret-" + secrets.token_hex(8)

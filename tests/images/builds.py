@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.daemon import Docker
+from tests.images.daemon import Docker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "upstream"

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from registry_server import RegistryServer
 
-from images import builds, daemon, standins
-from images.engine_builds import RealBuilder
-from images.environment import ImageEnvironment, image_environment
-from images.rehearsal import SNAPSHOTS, Release, publish
+from tests.images import builds, daemon, standins
+from tests.images.engine_builds import RealBuilder
+from tests.images.environment import ImageEnvironment, image_environment
+from tests.images.rehearsal import SNAPSHOTS, Release, publish
+from tests.support.registry_server import RegistryServer
 
 REQUIRE_VARIABLE = "REQUIRE_IMAGES"
 CACHE_VARIABLE = "IMAGE_TEST_CACHE"

@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 from dagger.client._core import Field
 
-from images import builds, standins
-from images.daemon import Docker
+from tests.images import builds, standins
+from tests.images.daemon import Docker
 
 SOURCES_ROW = re.compile(
     r"^\|\s*qm-nmr-calc-(?P<tag>\S+)\.tar\.gz\s*\|[^|]*\|\s*(?P<commit>[0-9a-f]{40})\s*\|"

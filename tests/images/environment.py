@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry_server import RegistryServer
-
-from images import artifacts, standins
-from images.daemon import Docker, arm64_emulation, private_daemon
+from tests.images import artifacts, standins
+from tests.images.daemon import Docker, arm64_emulation, private_daemon
+from tests.support.registry_server import RegistryServer
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry_server import free_port
-
-from images.daemon import Docker
+from tests.images.daemon import Docker
+from tests.support.registry_server import free_port
 
 API_PORT = 8000
 """The api image's own CMD serves here; the tests publish it on a loopback port only."""

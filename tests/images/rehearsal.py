@@ -15,12 +15,12 @@ import pytest
 from dagger import dag
 from pipeline.main import Pipeline
 from pipeline.oci.client import RegistryClient
-from registry_server import RegistryServer
-from standin import StandInEngine
 
-from images import daemon
-from images.engine_builds import RealBuilder
-from images.environment import ImageEnvironment, image_environment
+from tests.images import daemon
+from tests.images.engine_builds import RealBuilder
+from tests.images.environment import ImageEnvironment, image_environment
+from tests.support.registry_server import RegistryServer
+from tests.support.standin import StandInEngine
 
 OWNER = "steinbeck"
 SOURCE = f"https://github.com/{OWNER}/qm-nmr-calc"

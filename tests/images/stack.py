@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from registry_server import free_port
 
-from images import standins
-from images.daemon import Docker
+from tests.images import standins
+from tests.images.daemon import Docker
+from tests.support.registry_server import free_port
 
 COMPOSE_BINARY = "docker-compose"
 VERSION_VARIABLE = "${QM_NMR_CALC_VERSION:-latest}"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from pipeline.rules.catalogue import find_image
 
-from images import builds
-from images.builds import UPSTREAM_TAGS
-from images.conftest import BuildImage
-from images.daemon import DaemonError, Docker
-from images.probes import (
+from tests.images import builds
+from tests.images.builds import UPSTREAM_TAGS
+from tests.images.conftest import BuildImage
+from tests.images.daemon import DaemonError, Docker
+from tests.images.probes import (
     HEALTHY_TIMEOUT,
     QMNMR_UID,
     config_of,

@@ -20,9 +20,9 @@ from dagger.client._core import Field
 from pipeline.oci.client import RegistryClient
 from pipeline.rules.catalogue import find_image
 
-from images.engine_builds import RealBuilder, StandInRefusedError, upstream_commits
-from images.environment import ImageEnvironment
-from images.probes import (
+from tests.images.engine_builds import RealBuilder, StandInRefusedError, upstream_commits
+from tests.images.environment import ImageEnvironment
+from tests.images.probes import (
     HEALTHY_TIMEOUT,
     QMNMR_UID,
     config_of,
@@ -31,8 +31,8 @@ from images.probes import (
     wait_for_log,
     wait_healthy,
 )
-from images.rehearsal import OWNER, SOURCE, Release, publish, tag_digests
-from images.stack import compose_stack
+from tests.images.rehearsal import OWNER, SOURCE, Release, publish, tag_digests
+from tests.images.stack import compose_stack
 
 WORKER_STARTED = "The following commands are available"
 WORKER_HEALTHY_TIMEOUT = 120.0

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from images.daemon import Docker
-from images.environment import ImageEnvironment
-from images.probes import HEALTHY_TIMEOUT, QMNMR_UID, logs, wait_for_log, wait_healthy
-from images.rehearsal import Release
-from images.stack import Stack, compose_stack
+from tests.images.daemon import Docker
+from tests.images.environment import ImageEnvironment
+from tests.images.probes import HEALTHY_TIMEOUT, QMNMR_UID, logs, wait_for_log, wait_healthy
+from tests.images.rehearsal import Release
+from tests.images.stack import Stack, compose_stack
 
 JOBS = "/api/v1/jobs"
 METHANE = {"smiles": "C", "solvent": "chcl3", "preset": "production"}

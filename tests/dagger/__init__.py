@@ -1,0 +1,1 @@
+"""The Dagger functions (``pipeline.main``, ``pipeline.publishing``) on the stand-in engine."""

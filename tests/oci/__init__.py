@@ -1,0 +1,1 @@
+"""The OCI registry client (``pipeline.oci``): client, transport, auth, names, documents, text."""

@@ -1,0 +1,1 @@
+"""Checks on this repository's other files: Dockerfiles, workflows, packaging, image inputs."""

@@ -1,0 +1,167 @@
+"""The GitHub workflows stay thin, pinned and least-privileged.
+
+The release workflow only hands the tag, the actor and the token to `dagger call publish`; CI runs
+`scripts/test` and `dagger check`. These tests read the YAML files and hold them to those rules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+RELEASE = WORKFLOWS / "release.yml"
+DAGGER_ACTION = "dagger/dagger-for-github"
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+TOKEN_EXPRESSION = re.compile(r"\$\{\{\s*secrets\.GITHUB_TOKEN\s*\}\}")
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Parse a workflow; YAML 1.1 reads the key `on` as True, so it is renamed back."""
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path.name}: not a mapping"
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def workflow_files() -> list[Path]:
+    return sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def dagger_steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in steps(workflow) if str(s.get("uses", "")).startswith(DAGGER_ACTION + "@")]
+
+
+def normalize_version(version: object) -> str:
+    return str(version).removeprefix("v")
+
+
+def effective_permissions(workflow: dict[str, Any], job: dict[str, Any]) -> object:
+    """A job's permissions: its own block if it has one, else the workflow's."""
+    return job["permissions"] if "permissions" in job else workflow.get("permissions")
+
+
+def publish_step(workflow: dict[str, Any]) -> dict[str, Any]:
+    calls = [s for s in dagger_steps(workflow) if s.get("with", {}).get("verb", "call") == "call"]
+    assert len(calls) == 1, "the release workflow needs exactly one `dagger call` step"
+    return calls[0]
+
+
+def test_the_workflows_exist() -> None:
+    names = {path.name for path in workflow_files()}
+    assert {"release.yml", "ci.yml"} <= names
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
+def test_every_third_party_action_is_pinned_to_a_full_commit_sha(path: Path) -> None:
+    for step in steps(load(path)):
+        uses = step.get("uses")
+        if uses is None or uses.startswith(("./", "docker://")):
+            continue
+        action, _, ref = uses.partition("@")
+        assert FULL_SHA.match(ref), f"{path.name}: {action} is pinned to {ref!r}, not a commit SHA"
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    for step in steps(load(path)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step.get("with", {}).get("persist-credentials") is False, path.name
+
+
+def test_the_engine_version_in_the_workflows_is_dagger_json_s() -> None:
+    engine = json.loads((ROOT / "dagger.json").read_text())["engineVersion"]
+    seen = 0
+    for path in workflow_files():
+        for step in dagger_steps(load(path)):
+            version = step.get("with", {}).get("version")
+            assert version is not None, f"{path.name}: {DAGGER_ACTION} without a pinned version"
+            assert normalize_version(version) == normalize_version(engine), path.name
+            seen += 1
+    assert seen >= 2, "both the release and the CI workflow run dagger"
+
+
+def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
+    ci = load(WORKFLOWS / "ci.yml")
+    assert set(ci["on"]) == {"pull_request", "push"}
+    assert ci["on"]["push"]["branches"] == ["main"]
+    runs = [str(step.get("run", "")) for step in steps(ci)]
+    assert any(run.strip().endswith(" scripts/test") for run in runs)
+    verbs = [step.get("with", {}).get("verb") for step in dagger_steps(ci)]
+    assert verbs == ["check", None]  # None: the action only installs the CLI
+    (engine,) = [
+        job
+        for job in ci["jobs"].values()
+        if any(s in dagger_steps({"jobs": {"j": job}}) for s in job["steps"])
+        and any("tests/engine" in str(step.get("run", "")) for step in job["steps"])
+    ]
+    (engine_run,) = [step for step in engine["steps"] if "tests/engine" in str(step.get("run", ""))]
+    assert engine_run["env"]["REQUIRE_DAGGER"] == "1"  # a missing CLI fails, never skips
+    for job in ci["jobs"].values():
+        assert effective_permissions(ci, job) == {"contents": "read"}
+
+
+def test_release_runs_only_on_pushed_v_tags() -> None:
+    trigger = load(RELEASE)["on"]
+    assert isinstance(trigger, dict), "release: `on` must be a mapping with only `push`"
+    assert set(trigger) == {"push"}
+    assert trigger["push"] == {"tags": ["v*"]}
+
+
+def test_release_job_permissions_are_exactly_contents_read_and_packages_write() -> None:
+    release = load(RELEASE)
+    assert release.get("permissions") in ({}, {"contents": "read", "packages": "write"})
+    assert len(release["jobs"]) == 1
+    for job in release["jobs"].values():
+        assert effective_permissions(release, job) == {"contents": "read", "packages": "write"}
+
+
+def test_release_runs_of_one_tag_never_race() -> None:
+    release = load(RELEASE)
+    assert release["concurrency"] == {
+        "group": "release-${{ github.ref_name }}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_release_calls_publish_with_the_tag_the_actor_and_the_token_from_env() -> None:
+    step = publish_step(load(RELEASE))
+    args = str(step["with"]["args"]).split()
+    assert args[0] == "publish"
+    for flag in ("--tag", "--username", "--password"):
+        assert args.count(flag) == 1, f"{flag} missing or repeated"
+    assert args[args.index("--password") + 1] == "env:GITHUB_TOKEN"
+    env = step.get("env", {})
+    # The tag and the actor reach the command through env, never as template text in args.
+    assert "${{" not in str(step["with"]["args"])
+    tag_var = args[args.index("--tag") + 1].strip('"')
+    user_var = args[args.index("--username") + 1].strip('"')
+    assert tag_var.startswith("$")
+    assert env.get(tag_var[1:]) == "${{ github.ref_name }}"
+    assert user_var.startswith("$")
+    assert env.get(user_var[1:]) == "${{ github.actor }}"
+    assert TOKEN_EXPRESSION.fullmatch(str(env.get("GITHUB_TOKEN", "")))
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
+def test_the_token_appears_only_in_step_env(path: Path) -> None:
+    workflow = load(path)
+    in_env = sum(
+        len(TOKEN_EXPRESSION.findall(str(value)))
+        for step in steps(workflow)
+        for value in step.get("env", {}).values()
+    )
+    everywhere = len(TOKEN_EXPRESSION.findall(path.read_text()))
+    assert everywhere == in_env, f"{path.name}: the token is used outside a step's env"
+    assert "secrets." not in path.read_text().replace("secrets.GITHUB_TOKEN", "")

@@ -1,0 +1,1 @@
+"""Pure release rules (``pipeline.rules``): tags, the plan, labels, references."""

@@ -1,0 +1,1 @@
+"""Registry-side release steps (``pipeline.steps``): published, finishing, verify, concurrency."""
