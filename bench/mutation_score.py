@@ -1,7 +1,9 @@
 """Benchmark: the mutation score of the pipeline, per module and overall, with mutmut.
 
 Runs ``mutmut run`` (mutmut 3, pinned in requirements-dev.txt) once per group of modules
-(``GROUPS``), each in ``build/mutmut/<group>/``: a work directory laid out as mutmut expects a
+(``GROUPS``: the pure release rules, the registry-side release steps, the Dagger layer and the
+OCI registry client, each against the test directories and files that pin its behaviour down),
+each in ``build/mutmut/<group>/``: a work directory laid out as mutmut expects a
 ``src/`` project (``src`` -> ``pipeline/src``, ``tests``, ``pytest.ini``, and a ``setup.cfg``
 written by ``config``). mutmut copies the sources into ``mutants/`` there, writes every mutant
 into them behind a trampoline, records which of the group's tests reach which function, then
@@ -17,13 +19,15 @@ process (the stand-in engine, the registry client against the loopback ``docker-
 CLI's in-process calls). Tests that run ``python -m pipeline`` in a subprocess see the mutant too
 (``PYTHONPATH`` points at the mutated copy and the child inherits ``MUTANT_UNDER_TEST``), but
 mutmut picks a test for a mutant only if it reached the function in-process: a function reached
-only through a subprocess has no test (``render_table`` had none before
-``tests/test_mutants_plan.py``).
+only through a subprocess has no test (``render_table`` had none until
+``tests/rules/test_release_plan.py`` checked its whole text in-process).
 
 Results are cached: a second run re-tests only mutants of changed functions, and an interrupted
 run resumes; mutmut also re-tests the mutants of every function a new test reaches, so adding
 tests re-runs much of a group. ``--modules versions plan`` re-tests just those modules (all
-their mutants); ``--report`` only prints.
+their mutants); ``--report`` only prints. Modules are named as in the package, ``rules.versions``
+for ``pipeline/src/pipeline/rules/versions.py``, and on the command line by their last part
+(``versions``); mutmut names their mutants ``pipeline.rules.versions.x_<function>__mutmut_<n>``.
 """
 
 from __future__ import annotations
@@ -46,21 +50,24 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 PACKAGE = "pipeline"
 
 TARGETS: dict[str, int] = {
-    "versions": 90,
-    "plan": 90,
-    "labels": 90,
-    "finishing": 90,
-    "published": 90,
-    "verify": 90,
+    "rules.versions": 90,
+    "rules.plan": 90,
+    "rules.labels": 90,
+    "steps.finishing": 90,
+    "steps.published": 90,
+    "steps.verify": 90,
     "main": 80,
     "publishing": 80,
-    "registry": 80,
-    "registry_http": 80,
-    "registry_auth": 80,
-    "oci_names": 80,
-    "oci_documents": 80,
+    "oci.client": 80,
+    "oci.transport": 80,
+    "oci.auth": 80,
+    "oci.names": 80,
+    "oci.documents": 80,
 }
-"""The modules scored, with the kill rate each must reach (percent)."""
+"""The modules scored (dotted, under ``pipeline``), with the kill rate each must reach (percent)."""
+
+BY_LAST_PART = {module.rpartition(".")[2]: module for module in TARGETS}
+"""``--modules`` names a module by the last part of its name: ``versions`` is ``rules.versions``."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Group:
     name: str
     modules: tuple[str, ...]
     tests: tuple[str, ...]
-    """The test files that exercise these modules (``test_mutants_<module>.py`` are added)."""
+    """The test directories and files (from the repository root) that pin these modules down."""
 
     @property
     def work(self) -> Path:
@@ -81,43 +88,55 @@ class Group:
 GROUPS = (
     Group(
         "rules",
-        ("versions", "plan", "labels"),
-        ("test_versions.py", "test_plan.py", "test_cli.py", "test_module.py"),
+        ("rules.versions", "rules.plan", "rules.labels"),
+        ("tests/rules", "tests/test_cli.py"),
     ),
     Group(
         "release",
-        ("finishing", "published", "verify"),
-        ("test_publish.py", "test_verify.py", "test_upstream_state.py", "test_hostile_registry.py"),
+        ("steps.finishing", "steps.published", "steps.verify"),
+        (
+            "tests/steps/test_finishing.py",
+            "tests/steps/test_published_state.py",
+            "tests/steps/test_verify.py",
+            "tests/dagger/test_publish.py",
+            "tests/dagger/test_upstream_state.py",
+            "tests/oci/test_hostile_registry.py",
+        ),
     ),
     Group(
         "dagger",
         ("main", "publishing"),
-        ("test_publish.py", "test_module.py", "test_upstream_state.py", "test_verify.py"),
+        ("tests/dagger", "tests/steps/test_verify.py"),
     ),
     Group(
         "registry",
-        ("registry", "registry_http", "registry_auth", "oci_names", "oci_documents"),
-        ("test_registry.py", "test_hostile_registry.py", "test_upstream_state.py"),
+        ("oci.client", "oci.transport", "oci.auth", "oci.names", "oci.documents"),
+        ("tests/oci", "tests/dagger/test_upstream_state.py"),
     ),
 )
 """Each mutant is tested only against its group's tests that reach the mutated function.
 
 Left out everywhere: ``tests/images`` (real image builds), ``tests/engine`` (needs a Dagger
-engine), tests of the repository's other files (Dockerfiles, workflows, packaging), and
-``tests/test_concurrent_releases.py`` (about 4 minutes a pass, again for every mutant it reaches).
+engine), ``tests/repository`` (checks on the repository's other files: Dockerfiles, workflows,
+packaging), and ``tests/steps/test_concurrent_releases.py`` (about 4 minutes a pass, again for
+every mutant it reaches; ``tests/steps/test_finishing.py`` stages each race it can produce).
 """
+
+
+def source_path(module: str) -> str:
+    """The file of ``module`` (``rules.versions``) under the package: ``rules/versions.py``."""
+    return module.replace(".", "/") + ".py"
 
 
 def config(group: Group) -> dict[str, str]:
     """mutmut's ``[mutmut]`` section for ``group``."""
-    tests = [f"tests/{name}" for name in group.tests]
-    tests += [f"tests/test_mutants_{module}.py" for module in group.modules]
+    missing = [test for test in group.tests if not (ROOT / test).exists()]
+    if missing:
+        raise FileNotFoundError(f"group {group.name}: no such test file or directory: {missing}")
     return {
         "source_paths": "src/pipeline",
-        "only_mutate": "\n".join(f"src/pipeline/{module}.py" for module in group.modules),
-        "pytest_add_cli_args_test_selection": "\n".join(
-            test for test in tests if (ROOT / test).exists()
-        ),
+        "only_mutate": "\n".join(f"src/pipeline/{source_path(m)}" for m in group.modules),
+        "pytest_add_cli_args_test_selection": "\n".join(group.tests),
         "pytest_add_cli_args": "\n".join(["-p", "no:cacheprovider"]),
         # Every pytest run in a fresh child: the span fixture installs OpenTelemetry's tracer
         # provider, which can be set once per process, so runs forked from one that ran the
@@ -394,9 +413,16 @@ def group_of(module: str) -> Group:
     return next(group for group in GROUPS if module in group.modules)
 
 
+def module_of(mutant: str) -> str:
+    """The module of a mutant: ``rules.versions`` for ``pipeline.rules.versions.x_f__mutmut_1``."""
+    parts = mutant.split(".")
+    function = next(i for i, part in enumerate(parts) if part.startswith(("x_", "xǁ")))
+    return ".".join(parts[1:function])
+
+
 def load(module: str) -> Module:
     """The statuses of ``module``'s mutants from mutmut's cache."""
-    meta = group_of(module).work / "mutants" / "src" / PACKAGE / f"{module}.py.meta"
+    meta = group_of(module).work / "mutants" / "src" / PACKAGE / f"{source_path(module)}.meta"
     result = Module(module, TARGETS[module])
     if meta.exists():
         codes = json.loads(meta.read_text())["exit_code_by_key"]
@@ -406,7 +432,7 @@ def load(module: str) -> Module:
 
 def diff(mutant: str) -> str:
     """The changed lines of ``mutant``, as ``mutmut show`` prints them."""
-    work = group_of(mutant.split(".")[1]).work
+    work = group_of(module_of(mutant)).work
     shown = subprocess.run(
         [str(MUTMUT), "show", mutant], cwd=work, capture_output=True, text=True, check=False
     ).stdout
@@ -435,14 +461,14 @@ def report(modules: list[Module]) -> bool:
         ok = bool(module.statuses) and 100 * module.killed() >= module.target * module.scored()
         met = met and ok
         print(
-            f"{module.name + '.py':18} {rate:>5} killed {module.killed()}/{module.scored()}"
+            f"{source_path(module.name):20} {rate:>5} killed {module.killed()}/{module.scored()}"
             f" ({len(module.survivors())} survived,"
             f" {len(module.equivalent())} equivalent, {module.unchecked()} not run)"
             f"  target {module.target}% {'met' if ok else 'MISSED'}"
         )
     killed = sum(module.killed() for module in modules)
     scored = sum(module.scored() for module in modules)
-    print(f"{'overall':18} {percent(killed, scored):>5} killed {killed}/{scored}")
+    print(f"{'overall':20} {percent(killed, scored):>5} killed {killed}/{scored}")
     return met
 
 
@@ -458,13 +484,14 @@ def mutants_to_run(group: Group, chosen: list[str]) -> list[str] | None:
 def main() -> int:
     """Run the mutation testing, print the figures; 0 when every target is met."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--modules", nargs="+", choices=sorted(TARGETS), default=[])
+    parser.add_argument("--modules", nargs="+", choices=sorted(BY_LAST_PART), default=[])
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--report", action="store_true", help="print the cached results only")
     args = parser.parse_args()
     start = time.monotonic()
     for group in GROUPS:
-        chosen = [module for module in group.modules if module in args.modules or not args.modules]
+        asked = {BY_LAST_PART[name] for name in args.modules}
+        chosen = [module for module in group.modules if module in asked or not args.modules]
         prepare(group)
         names = mutants_to_run(group, chosen)
         if names is not None and not args.report:

@@ -1,6 +1,6 @@
 """Benchmark: `python -m pipeline verify` against hostile registries, and against a normal one.
 
-For each scenario of ``tests/hostile_registry.py`` (a misbehaving server on 127.0.0.1), runs
+For each scenario of ``tests/support/hostile_registry.py`` (a misbehaving server on 127.0.0.1), runs
 ``python -m pipeline verify v2.4.0`` with the real limits and prints its exit status, wall time
 and peak memory (the child's max RSS). Targets: every run ends within 45 s, under 200 MB.
 

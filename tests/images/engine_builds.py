@@ -1,4 +1,5 @@
-"""Real builds and pushes for the stand-in engine (``tests/standin.py``), where a daemon runs.
+"""Real builds and pushes for the stand-in engine (``tests/support/standin.py``), where a daemon
+runs.
 
 The stand-in engine hands over the chains that ``Pipeline.publish`` recorded. A container chain
 is answered by a real ``docker build``:

@@ -88,9 +88,9 @@ STANDINS: tuple[StandIn, ...] = (
         "Debian bookworm minbase with Debian's python3 3.11.2 linked into /usr/local/bin (the "
         "official image builds the newest CPython 3.11 into /usr/local). It HAS libexpat1 "
         "(Debian's python3.11 links it; the official image has none since late 2024), so a "
-        "missing libexpat1 cannot show here: tests/test_dockerfiles.py holds the api's runtime "
-        "packages to the list RDKit needs. The host's CA bundle and apt settings added, and "
-        "SSL_CERT_FILE set so that uv trusts it; no docs or locales.",
+        "missing libexpat1 cannot show here: tests/repository/test_dockerfiles.py holds the api's "
+        "runtime packages to the list RDKit needs. The host's CA bundle and apt settings added, "
+        "and SSL_CERT_FILE set so that uv trusts it; no docs or locales.",
     ),
     StandIn(
         ("UV_IMAGE",),

@@ -43,7 +43,6 @@ TAG = "v2.4.0"
 OWNER = "hostile"
 REPO = f"{OWNER}/qm-nmr-calc-api"
 FAST = Limits(read_timeout=1.0, deadline=2.0, retry_pauses=(0.05, 0.05), max_retry_after=0.3)
-PASSWORD = 'pa ss/wörd+"1'
 
 
 def release_registry(handler_of: object = None) -> HostileRegistry:

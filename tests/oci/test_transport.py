@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from pipeline.oci import transport as registry_http
+from pipeline.oci import transport as transport_module
 from pipeline.oci.auth import Credentials
 from pipeline.oci.transport import Answer, BodyKind, Limits, RegistryError, RegistrySession
 
@@ -194,7 +194,7 @@ async def test_a_transport_failure_is_a_registry_error_naming_it() -> None:
 
 
 class PacedAnyio:
-    """anyio as ``registry_http`` sees it, recording each retry pause instead of waiting it.
+    """anyio as ``pipeline.oci.transport`` sees it, recording each retry pause, not waiting it.
 
     With ``now`` and ``remaining``, the clock and the deadline it reads are fixed too.
     """
@@ -255,7 +255,7 @@ async def test_the_pause_before_a_retry_follows_retry_after(
 ) -> None:
     """Seconds or an HTTP date (past: no wait), capped at ``max_retry_after``; else the pause."""
     paced = PacedAnyio()
-    monkeypatch.setattr(registry_http, "anyio", paced)
+    monkeypatch.setattr(transport_module, "anyio", paced)
     limits = Limits(deadline=5.0, retry_pauses=(0.25,), max_retry_after=2.0)
     headers = {} if retry_after is None else {"Retry-After": retry_after}
 
@@ -271,7 +271,7 @@ async def test_no_retry_would_end_at_or_past_the_deadline(
     remaining: float, retried: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pause of 0.25 s is taken with 0.26 s left, not with exactly 0.25 s left."""
-    monkeypatch.setattr(registry_http, "anyio", PacedAnyio(now=100.0, remaining=remaining))
+    monkeypatch.setattr(transport_module, "anyio", PacedAnyio(now=100.0, remaining=remaining))
     limits = Limits(deadline=5.0, retry_pauses=(0.25,))
 
     with QuickRegistry(then_ok(replying(503, reason=UNAVAILABLE))) as server:
