@@ -1,11 +1,11 @@
-"""OCI labels and index annotations, and whether a version tag already holds this release.
+"""OCI labels: whether a version tag already holds this release, and what the plan writes.
 
-What the plan writes: commit times in UTC (whatever the zone given or the machine's), revisions
-checked, descriptions within OCI's limit, index annotations only for multi-platform images, and no
-label invented. Then what it reads: the labels of every platform at the version tag, compared with
-the labels it would write. The same version, revision and commit time is a release that stopped
-half-way and is completed; anything else is another build, refused with what is there and what
-was planned.
+The plan compares the labels of every platform at the version tag with the labels it would
+write: the same version, revision and commit time is a release that stopped half-way and is
+completed; anything else is another build, refused with what is there and what was planned.
+Then the labels themselves: commit times in UTC (whatever the zone given or the machine's) and
+within RFC 3339's ranges, full revisions, descriptions within OCI's limit, index annotations only
+for multi-platform images, and no label invented.
 """
 
 from __future__ import annotations
