@@ -8,8 +8,8 @@
 
 Every failure is a RegistryError whose one-line message names the registry, the operation and
 the cause, holds no secret and no raw control character. Bounds (sizes, deadlines, retries) are
-in ``registry_http``, authentication in ``registry_auth``, the name grammar in ``oci_names`` and
-document shapes in ``oci_documents``; this module re-exports what callers need.
+in ``transport``, authentication in ``auth``, the name grammar in ``names`` and document shapes
+in ``documents``; this module re-exports what callers need.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Whatever a registry sends, a request ends, in bounded memory, with an answer or 
 - credentials go only to the registry's own origin, over HTTPS unless it is a loopback IP
   address; redirects are followed only where asked, and never carry credentials elsewhere;
 - every message is scrubbed of every secret before it is shortened, and server text in it is
-  escaped (``log_text.printable``).
+  escaped (``text.printable``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 GHCR requires lowercase repository paths, so the owner is lowercased; a registry or owner that
 cannot form a valid image reference is refused before anything else happens. The registry host
-grammar lives in ``oci_names``, shared with the registry client.
+grammar lives in ``pipeline.oci.names``, shared with the registry client.
 """
 
 from __future__ import annotations

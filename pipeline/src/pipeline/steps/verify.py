@@ -4,7 +4,7 @@ For each image: every planned tag exists and all resolve to one digest; the plat
 exactly the catalogue's; each platform's config carries the planned labels; an index carries
 its annotations. Every mismatch is collected and named, none stops the others being checked: a
 tag, manifest or config the registry fails to serve, or serves malformed, is a mismatch too.
-Reports are printable as they are: registry text in them is escaped (``log_text``).
+Reports are printable as they are: registry text in them is escaped (``pipeline.oci.text``).
 """
 
 from __future__ import annotations
