@@ -18,10 +18,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, Limits, RegistryClient, RegistryError
+from pipeline.oci.transport import CONFIG_BODY, MANIFEST_BODY, TAG_LIST_BODY, BodyKind
 from pipeline.rules.plan import make_plan
 
 from pipeline import __main__ as cli
 from tests.support.hostile_registry import (
+    Handler,
     HostileRegistry,
     Reply,
     Request,
@@ -131,6 +133,87 @@ async def test_a_manifest_over_4_mib_is_refused_without_reading_it_all() -> None
         async with RegistryClient(server.host, limits=FAST) as client:
             with pytest.raises(RegistryError, match="over 4194304 bytes, the limit for a manifest"):
                 await client.get_manifest(REPO, "2.4.0")
+
+
+def padded_json(document: dict[str, object], size: int) -> bytes:
+    """``document`` as JSON, padded with trailing spaces to exactly ``size`` bytes."""
+    body = json.dumps(document).encode()
+    return body + b" " * (size - len(body))
+
+
+def answer(body: bytes, content_type: str, *, chunked: bool) -> Handler:
+    """200 with ``body``, with a Content-Length or chunked (then only reading tells its size)."""
+    headers = {"Content-Type": content_type, "Docker-Content-Digest": sha256_digest(body)}
+
+    def handle(_request: Request, reply: Reply) -> None:
+        if not chunked:
+            reply.send(200, body, headers)
+            return
+        reply.head(200, {**headers, "Transfer-Encoding": "chunked"})
+        for start in range(0, len(body), 65536):
+            piece = body[start : start + 65536]
+            reply.raw(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        reply.raw(b"0\r\n\r\n")
+
+    return handle
+
+
+EMPTY_CONFIG = {
+    "mediaType": "application/vnd.oci.image.config.v1+json",
+    "digest": sha256_digest(b"{}"),
+    "size": 2,
+}
+MANIFEST = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": EMPTY_CONFIG, "layers": []}
+BOUNDED_READS = [
+    pytest.param(MANIFEST_BODY, OCI_MANIFEST, MANIFEST, id="manifest"),
+    pytest.param(CONFIG_BODY, "application/json", {"os": "linux"}, id="image-config"),
+    pytest.param(TAG_LIST_BODY, "application/json", {"name": REPO, "tags": []}, id="tag-list"),
+]
+
+
+async def read_kind(client: RegistryClient, kind: BodyKind, body: bytes) -> object:
+    """The client's read of an answer of ``kind``."""
+    if kind is MANIFEST_BODY:
+        return await client.get_manifest(REPO, "2.4.0")
+    if kind is CONFIG_BODY:
+        return await client.get_json_blob(REPO, sha256_digest(body))
+    return await client.list_tags(REPO)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(("kind", "content_type", "document"), BOUNDED_READS)
+async def test_each_kind_of_answer_is_read_up_to_its_limit_and_refused_one_byte_over(
+    kind: BodyKind, content_type: str, document: dict[str, object], *, chunked: bool
+) -> None:
+    """The limits are the documented ones (4 MiB, 8 MiB, 4 MiB): exactly at it is read whole."""
+    assert kind.limit == {"manifest": 4, "image config": 8, "tag list page": 4}[kind.name] * 2**20
+    at_limit = padded_json(document, kind.limit)
+    with HostileRegistry(answer(at_limit, content_type, chunked=chunked)) as server:
+        async with RegistryClient(server.host, limits=FAST) as client:
+            await read_kind(client, kind, at_limit)
+    over = padded_json(document, kind.limit + 1)
+    with HostileRegistry(answer(over, content_type, chunked=chunked)) as server:
+        async with RegistryClient(server.host, limits=FAST) as client:
+            with pytest.raises(RegistryError) as caught:
+                await read_kind(client, kind, over)
+    assert f"answer is over {kind.limit} bytes, the limit for a {kind.name}" in str(caught.value)
+
+
+@pytest.mark.parametrize(("kind", "content_type", "document"), BOUNDED_READS)
+async def test_a_declared_size_over_the_limit_is_refused_before_any_body_arrives(
+    kind: BodyKind, content_type: str, document: dict[str, object]
+) -> None:
+    """The server announces one byte too many and then sends nothing: no wait for the body."""
+
+    def announce_only(_request: Request, reply: Reply) -> None:
+        reply.head(200, {"Content-Type": content_type, "Content-Length": str(kind.limit + 1)})
+        reply.stopping.wait(FAST.deadline)
+
+    with HostileRegistry(announce_only) as server:
+        async with RegistryClient(server.host, limits=FAST) as client:
+            with pytest.raises(RegistryError) as caught:
+                await read_kind(client, kind, padded_json(document, kind.limit + 1))
+    assert f"answer is over {kind.limit} bytes, the limit for a {kind.name}" in str(caught.value)
 
 
 @pytest.mark.parametrize("kind", ["tags", "top"])
