@@ -28,6 +28,7 @@ from pipeline.oci.auth import (
     token_request,
 )
 from pipeline.oci.client import Limits, RegistryClient, RegistryError
+from pipeline.oci.transport import MAX_ERROR_DETAIL
 
 from tests.support.hostile_registry import (
     HostileRegistry,
@@ -314,6 +315,21 @@ def test_scrubbing_comes_before_shortening(password: str, prefix: str) -> None:
     for form in echoes(password):
         shown = session.server_text(prefix + form + prefix)
         assert form not in shown or form in session.server_text(prefix + prefix)
+
+
+STRADDLING_SECRET = "Zq7vKw9XbJ4mTn2R"
+"""A password sharing no character with the filler around it, so any part of it shows."""
+
+
+@pytest.mark.parametrize("inside", range(1, len(STRADDLING_SECRET)))
+def test_a_secret_straddling_the_cut_leaves_no_prefix_behind(inside: int) -> None:
+    """The cut falls ``inside`` characters into the secret: scrubbed first, none of it shows."""
+    session = RegistryClient("ghcr.io", username="bot", password=STRADDLING_SECRET).session
+    kept = MAX_ERROR_DETAIL - len("...")
+    text = "." * (kept - inside) + STRADDLING_SECRET + "." * 50
+    shown = session.server_text(text)
+    assert len(shown) <= MAX_ERROR_DETAIL
+    assert not any(char in shown for char in STRADDLING_SECRET)
 
 
 async def test_credentials_never_go_to_a_token_realm_on_another_host() -> None:
