@@ -274,3 +274,41 @@ async def test_the_index_keeps_its_own_annotations_beside_the_release_ones(
         assert (await client.get_manifest(path, "2.4.0")).digest == final.digest
     traced = [(span.name, dict(span.attributes or {})) for span in spans.get_finished_spans()]
     assert traced == [(f"annotate {api.reference('2.4.0')}", {"digest": pushed})]
+
+
+async def test_the_release_annotations_win_over_stale_ones_on_an_index_being_completed(
+    registry: RegistryServer, owner: str
+) -> None:
+    """An index left by an interrupted run of another commit carries its own values: replaced."""
+    plan = make_plan("v2.4.0", owner=owner, registry=registry.host)
+    api = plan.image("api")
+    path = repository_path(api.repository)
+    stale = {key: f"stale {key}" for key in api.index_annotations}
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release_image(
+            client, path, ["2.4.0"], api.platforms, api.labels, annotations=stale
+        )
+
+        final = await version_manifest(client, path, api, pushed)
+
+    assert final.document["annotations"] == api.index_annotations
+
+
+async def test_the_index_annotated_is_the_one_pushed_even_if_the_tag_moved_since(
+    registry: RegistryServer, owner: str
+) -> None:
+    """Read by the pushed digest: another push under the version tag is not what gets annotated."""
+    plan = make_plan("v2.4.0", owner=owner, registry=registry.host)
+    api = plan.image("api")
+    path = repository_path(api.repository)
+    async with RegistryClient(registry.host) as client:
+        pushed = await push_release_image(client, path, ["2.4.0"], api.platforms, api.labels)
+        other_labels = {**api.labels, "org.opencontainers.image.revision": "0" * 40}
+        intruder = await push_release_image(client, path, ["2.4.0"], api.platforms, other_labels)
+        assert intruder != pushed
+        ours = (await client.get_manifest(path, pushed)).document
+
+        final = await version_manifest(client, path, api, pushed)
+
+    assert final.document["manifests"] == ours["manifests"]
+    assert final.document == {**ours, "annotations": api.index_annotations}
