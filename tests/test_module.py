@@ -81,6 +81,9 @@ async def test_functions_are_registered_with_their_flags(monkeypatch: pytest.Mon
     # Side effects, and reads of live registry state, must never be replayed from the cache.
     uncached = {name for name, summary in functions.items() if summary["cache"] == "Never"}
     assert uncached == {"plan", "publish", "verify", "rehearse"}
+    # What reads upstream's tags or HEAD is read again in every session, never kept for days.
+    per_session = {name for name, summary in functions.items() if summary["cache"] == "PerSession"}
+    assert per_session == {"build", "builds", "rehearsal"}
 
 
 async def test_constructor_defaults_to_the_repository_root(

@@ -18,7 +18,7 @@ from pipeline.main import (
     Pipeline,
     checked_function,
     require_credentials,
-    typed_function,
+    session_function,
     uncached_function,
 )
 from pipeline.rules.versions import ReleaseInputError
@@ -56,9 +56,9 @@ def fresh() -> Any:
     return lambda self: method(self)
 
 
-def test_typed_function_registers_the_function_itself(fresh: Any) -> None:
-    assert typed_function(fresh) is fresh
-    assert (registered(fresh).cache, registered(fresh).check) == (None, False)
+def test_session_function_registers_a_function_cached_per_session(fresh: Any) -> None:
+    assert session_function(fresh) is fresh
+    assert (registered(fresh).cache, registered(fresh).check) == ("session", False)
 
 
 def test_uncached_function_registers_a_function_never_cached(fresh: Any) -> None:
@@ -68,7 +68,7 @@ def test_uncached_function_registers_a_function_never_cached(fresh: Any) -> None
 
 def test_checked_function_registers_a_check(fresh: Any) -> None:
     assert checked_function(fresh) is fresh
-    assert (registered(fresh).cache, registered(fresh).check) == (None, True)
+    assert (registered(fresh).cache, registered(fresh).check) == ("session", True)
 
 
 @pytest.mark.parametrize("given", ["username", "password", "neither"])

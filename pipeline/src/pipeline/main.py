@@ -55,6 +55,11 @@ REHEARSAL_HOST = f"localhost:{REHEARSAL_PORT}"
 REHEARSAL_TAG = "v0.0.0-rehearsal"
 """The version the ``rehearsal`` check releases the current sources as."""
 
+CACHE_NEVER = "never"
+"""Cache policy of side effects and of reads of live registry state: never replayed."""
+CACHE_SESSION = "session"
+"""Cache policy of what reads upstream's tags or HEAD: once per ``dagger`` session."""
+
 SOURCE_IGNORE = [
     ".git",
     ".venv",
@@ -70,24 +75,34 @@ SOURCE_IGNORE = [
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 
 
-def typed_function(func: FunctionT) -> FunctionT:
-    """``@function``, keeping the method's signature visible to type checkers."""
-    # The SDK's `function` returns an unsolved type variable, so mypy would lose every
-    # argument and return type of the decorated method.
-    return cast(FunctionT, function(func))
+def cached_function(policy: str) -> Callable[[FunctionT], FunctionT]:
+    """``@function(cache=policy)``: "never", "session", or a time to live such as "10m"."""
+    # The SDK's typed overloads of `function` omit its `cache` argument.
+    decorate: Callable[[FunctionT], FunctionT] = function(cache=policy)  # type: ignore[call-overload]
+    return decorate
 
 
 def uncached_function(func: FunctionT) -> FunctionT:
     """``@function(cache="never")``: for side effects, and for reads of live registry state."""
-    # The SDK's typed overloads of `function` omit its `cache` argument.
-    decorate: Callable[[FunctionT], FunctionT] = function(cache="never")  # type: ignore[call-overload]
-    return decorate(func)
+    return cached_function(CACHE_NEVER)(func)
+
+
+def session_function(func: FunctionT) -> FunctionT:
+    """``@function(cache="session")``: for reads of upstream's tags and HEAD.
+
+    Without a policy the engine keeps a result up to 7 days, keyed on the module's source and
+    arguments: a build of upstream's HEAD, or of a tag moved since, would come from that cache.
+    """
+    return cached_function(CACHE_SESSION)(func)
 
 
 def checked_function(func: FunctionT) -> FunctionT:
-    """``@function`` over ``@check``: a function that ``dagger check`` runs."""
+    """``@function(cache="session")`` over ``@check``: a function that ``dagger check`` runs.
+
+    Checks build upstream's HEAD when the sources are not here: read again in every session.
+    """
     # `check` returns a union of its two call forms, which hides the method's type too.
-    return typed_function(cast(FunctionT, check(func)))
+    return session_function(cast(FunctionT, check(func)))
 
 
 @object_type
@@ -143,7 +158,7 @@ class Pipeline:
         )
         return render_table(release)
 
-    @typed_function
+    @session_function
     async def build(
         self,
         image: Annotated[str, Doc("Image name from the catalogue: api or worker")],
