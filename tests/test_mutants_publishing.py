@@ -50,9 +50,9 @@ async def publish(registry: RegistryServer, owner: str, tag: str) -> str:
         )
 
 
-def events(spans: InMemorySpanExporter) -> list[str]:
-    """Every note of the release, in order."""
-    return [event.name for span in spans.get_finished_spans() for event in span.events]
+def span_names(spans: InMemorySpanExporter) -> list[str]:
+    """Every span of the release by name, in the order they ended (notes are spans too)."""
+    return [span.name for span in spans.get_finished_spans()]
 
 
 def spans_named(spans: InMemorySpanExporter, prefix: str) -> dict[str, dict[str, Any]]:
@@ -113,10 +113,13 @@ async def test_an_image_already_pushed_is_noted_not_pushed_again(
     engine.failing_pushes = frozenset()
     spans.clear()
 
-    await publish(registry, owner, "v2.4.0")
+    output = await publish(registry, owner, "v2.4.0")
 
     api = f"{registry.host}/{owner}/qm-nmr-calc-api:2.4.0"
-    assert f"{api} already holds this release: not pushed again" in events(spans)
+    assert f"{api} already holds this release: not pushed again" in span_names(spans)
+    (kept,) = [line for line in output.splitlines() if line.startswith(f"{api}: ")]
+    assert "already holds this release, version 2.4.0" in kept
+    assert kept.endswith(": kept, and the release completed")
     assert f"push {api}" not in spans_named(spans, "push ")
 
 
@@ -134,10 +137,12 @@ async def test_what_finishing_notes_is_in_the_release_log_by_image(
 
     monkeypatch.setattr(publishing, "finish_image", noting)
 
-    await publish(registry, owner, "v2.4.0")
+    output = await publish(registry, owner, "v2.4.0")
 
-    noted = [text for text in events(spans) if "a note on" in text]
-    assert sorted(noted) == ["api: a note on api", "worker: a note on worker"]
+    repository = f"{registry.host}/{owner}/qm-nmr-calc"
+    expected = [f"{repository}-api:a note on api", f"{repository}-worker:a note on worker"]
+    assert sorted(text for text in span_names(spans) if "a note on" in text) == expected
+    assert [line for line in output.splitlines() if "a note on" in line] == expected
 
 
 def rewritten(raw: bytes) -> bytes:
@@ -186,4 +191,4 @@ async def test_the_final_verification_checks_the_pushed_digests_every_time(
         for name, (pushed, written) in sorted(intruder.items())
     )
     retries = f"verification found mismatches; checking again in {SETTLE_SECONDS} s"
-    assert events(spans).count(retries) == publishing.SETTLE_CHECKS
+    assert span_names(spans).count(retries) == publishing.SETTLE_CHECKS

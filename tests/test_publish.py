@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.publishing import references_of
 from pipeline.rules.plan import make_plan
 from pipeline.rules.versions import ReleaseInputError
 from pipeline.steps.concurrency import ConcurrentStepsError
@@ -60,7 +61,7 @@ async def publish(registry_host: str, owner: str, tag: str, **options: Any) -> l
     output = await pipeline_for(registry_host, owner).publish(
         tag, username="bot", password=token(), **options
     )
-    return output.splitlines()
+    return references_of(output)
 
 
 async def tag_digests(registry_host: str, repository: str) -> dict[str, str]:
@@ -216,6 +217,33 @@ async def test_older_release_leaves_latest_on_the_newest(
     assert [ref.split("@")[0].rsplit(":", 1)[1] for ref in references] == ["2.3.7", "2.3"] * 2
 
 
+async def test_a_user_reads_which_tags_stay_and_the_verification_report(
+    registry_host: str, owner: str, engine: StandInEngine, spans: InMemorySpanExporter
+) -> None:
+    """The TUI shows span names and the function's output, never span events or attributes."""
+    await publish(registry_host, owner, "v2.4.0")
+    spans.clear()
+
+    output = await pipeline_for(registry_host, owner).publish(
+        "v2.3.7", username="bot", password=token()
+    )
+
+    stays = [
+        f"{registry_host}/{owner}/qm-nmr-calc-{name}:latest: stays: "
+        "2.4.0 is higher than 2.3.7 in all versions"
+        for name in ("api", "worker")
+    ]
+    references, notes, report = output.split("\n\n")
+    assert len(references.splitlines()) == 4
+    assert notes.splitlines() == stays
+    assert report.startswith("verification:\napi: OK ")
+    assert "\nworker: OK " in report
+    names = [span.name for span in spans.get_finished_spans()]
+    assert [name for name in names if " stays: " in name] == stays
+    verified = await pipeline_for(registry_host, owner).verify("v2.3.7")
+    assert verified.splitlines()[:3] == [*stays, ""]
+
+
 async def test_published_version_of_another_commit_is_refused_unless_overwrite(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
@@ -297,7 +325,7 @@ async def test_engine_pushes_with_the_credentials_given_for_the_registry(
         "v2.4.0", username=auth_registry.username, password=token()
     )
 
-    assert len(references.splitlines()) == 6
+    assert len(references_of(references)) == 6
 
 
 async def test_credentials_for_another_host_leave_the_push_anonymous(
@@ -442,7 +470,7 @@ async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
 
     # The engine pushes to localhost:5000, which registry_service makes the throwaway registry
     # (here the stand-in's test registry): plain HTTP, as the engine allows only for localhost.
-    assert [ref.split("@")[0] for ref in references.splitlines()] == [
+    assert [ref.split("@")[0] for ref in references_of(references)] == [
         f"localhost:5000/{owner}/qm-nmr-calc-{image}:{tag}"
         for image in ("api", "worker")
         for tag in ("2.4.0", "2.4", "latest")

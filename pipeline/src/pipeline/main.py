@@ -22,6 +22,7 @@ from pipeline.publishing import (
     commit_of,
     raise_unless_ok,
     release_images,
+    verification_output,
 )
 from pipeline.rules.catalogue import CATALOGUE, PROJECT, check_platform, find_image
 from pipeline.rules.labels import image_labels
@@ -211,7 +212,10 @@ class Pipeline:
             bool, Doc("Move floating tags that hold an image of unknown version")
         ] = False,
     ) -> str:
-        """Build every image for every platform, push them, move the tags; one line per tag.
+        """Build every image for every platform, push them, move the tags; what it did.
+
+        The output: one ``repository:tag@digest`` line per tag the release holds; then each tag
+        left where it is and why; then the verification report.
 
         Everything is built before anything is pushed: one failed variant means nothing is
         published. Each image's version tag is pushed first; floating tags move last. A release
@@ -233,8 +237,8 @@ class Pipeline:
                 return render_table(release)
             username, password = credentials
             auth = dag.container().with_registry_auth(self._host, username, password)
-            references = await release_images(release, context, auth, client)
-        return "\n".join(references)
+            outcome = await release_images(release, context, auth, client)
+        return outcome.render()
 
     @uncached_function
     async def verify(
@@ -243,7 +247,10 @@ class Pipeline:
         username: Annotated[str | None, Doc("Registry user, for a private package")] = None,
         password: Annotated[dagger.Secret | None, Doc("Registry token")] = None,
     ) -> str:
-        """Check that the registry serves what the plan of TAG says; fail naming every mismatch."""
+        """Check that the registry serves what the plan of TAG says; fail naming every mismatch.
+
+        The output: each floating tag not expected to hold TAG and why, then the report.
+        """
         parse_release_tag(tag)
         _, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
@@ -261,7 +268,7 @@ class Pipeline:
             with step(f"verify {tag}"):
                 report = await verify_release(client, release)
         raise_unless_ok(report)
-        return report.render()
+        return verification_output(release, report)
 
     @uncached_function
     async def rehearse(
@@ -271,7 +278,8 @@ class Pipeline:
         """Rehearse the release of TAG into a throwaway registry inside the engine.
 
         The whole release (builds, push, tags, annotations, verify) with no credentials;
-        nothing leaves the machine. Run it before pushing a release tag.
+        nothing leaves the machine. Run it before pushing a release tag. The output is
+        ``publish``'s: references, what stays and why, the verification report.
         """
         parse_release_tag(tag)
         context, commit = await self._context(tag)
@@ -298,12 +306,12 @@ class Pipeline:
                 created=commit.created,
             )
             async with RegistryClient(endpoint, plain_http=True) as client:
-                references = await release_images(
+                outcome = await release_images(
                     release, context, dag.container(), client, registry_service=service
                 )
         finally:
             await service.stop()
-        return "\n".join(references)
+        return outcome.render()
 
     @property
     def _host(self) -> str:
