@@ -5,6 +5,7 @@ REAL registry on loopback. Everything after the engine (tags, annotations, read-
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -344,6 +345,66 @@ async def test_credentials_for_another_host_leave_the_push_anonymous(
         await pipeline_for(auth_registry.host, owner).publish(
             "v2.4.0", username=auth_registry.username, password=token()
         )
+
+
+async def test_registry_credentials_hold_for_the_whole_session_by_host(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the engine keeps them: given once for a host, every later push there uses them."""
+    engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
+    engine.install(monkeypatch)
+    pipeline = pipeline_for(auth_registry.host, owner)
+    await pipeline.publish("v2.4.0", username=auth_registry.username, password=token())
+    monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
+
+    output = await pipeline.publish("v2.4.1", username=auth_registry.username, password=token())
+
+    assert len(references_of(output)) == 6
+    assert engine.session_credentials == {
+        auth_registry.host: (auth_registry.username, auth_registry.password)
+    }
+
+
+async def test_without_credentials_for_the_host_the_cli_hosts_are_used(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = (str(auth_registry.username), str(auth_registry.password))
+    engine = StandInEngine(
+        auth_registry.host,
+        secrets={TOKEN_ID: credentials[1]},
+        host_credentials={auth_registry.host: credentials},
+    )
+    engine.install(monkeypatch)
+    monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
+
+    output = await pipeline_for(auth_registry.host, owner).publish(
+        "v2.4.0", username=credentials[0], password=token()
+    )
+
+    assert len(references_of(output)) == 6
+    assert engine.session_credentials == {}
+
+
+async def test_a_failed_command_upstream_is_named_with_what_it_said(
+    registry_host: str, owner: str, engine: StandInEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ExecError's message leaves stderr out: the reason is taken from its stderr."""
+    git = engine.upstream.git
+
+    def failing_show(*args: str, at: str = CREATED) -> subprocess.CompletedProcess[str]:
+        if args[:1] == ("show",):
+            return subprocess.CompletedProcess(["git", *args], 128, "", "fatal: bad object x\n")
+        return git(*args, at=at)
+
+    monkeypatch.setattr(engine.upstream, "git", failing_show)
+
+    with pytest.raises(ReleaseInputError) as refusal:
+        await pipeline_for(registry_host, owner).plan("v2.4.0")
+
+    assert "fatal" not in str(refusal.value.__cause__)
+    assert "did not complete successfully: exit code: 128: fatal: bad object x)" in str(
+        refusal.value
+    )
 
 
 async def test_dry_run_builds_and_pushes_nothing_and_needs_no_credentials(

@@ -7,19 +7,21 @@ pushes, finishing) or ``pipeline.steps.verify``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
-from pipeline.oci import RegistryClient
+from pipeline.oci import RegistryClient, RegistryError
 from pipeline.publishing import (
     BuildFailedError,
     Commit,
     build_all,
     build_variant,
     commit_of,
+    engine_failure,
     raise_unless_ok,
     release_images,
     verification_output,
@@ -32,14 +34,15 @@ from pipeline.rules.references import (
     DEFAULT_REGISTRY,
     normalize_owner,
     normalize_registry,
+    on_host_loopback,
 )
 from pipeline.rules.versions import ReleaseInputError, parse_release_tag
-from pipeline.steps.concurrency import first_line
+from pipeline.steps.concurrency import ConcurrentStepsError, first_line
 from pipeline.steps.progress import step
 from pipeline.steps.published import read_release_state
 from pipeline.steps.verify import verification_plan, verify_release
 
-__all__ = ["BuildFailedError", "Pipeline"]
+__all__ = ["BuildFailedError", "Pipeline", "UnreachableRegistryError"]
 
 APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
@@ -53,6 +56,12 @@ REHEARSAL_PORT = 5000
 REHEARSAL_HOST = f"localhost:{REHEARSAL_PORT}"
 """What rehearsal references name as their registry: the engine pushes over plain HTTP only to
 ``localhost``, and ``registry_service`` makes that host the throwaway registry."""
+LOOPBACK_REGISTRY = (
+    "a registry on the host's loopback (localhost, 127.0.0.1) is reachable neither from the "
+    "Dagger engine nor from this module's container (each has its own network); to release "
+    "without GHCR, run `dagger call rehearse --tag TAG`: a throwaway registry inside the engine"
+)
+"""Why a release to a loopback registry fails on an engine, and what to run instead."""
 REHEARSAL_TAG = "v0.0.0-rehearsal"
 """The version the ``rehearsal`` check releases the current sources as."""
 
@@ -120,7 +129,14 @@ class Pipeline:
         DefaultPath("/"),
         Ignore(SOURCE_IGNORE),
     ]
-    registry: Annotated[str, Doc("Registry host to publish to")] = DEFAULT_REGISTRY
+    registry: Annotated[
+        str,
+        Doc(
+            "Registry host to publish to, reachable from the Dagger engine and from this "
+            "module's container: not one on the host's loopback (localhost, 127.0.0.1), which "
+            "neither reaches; `rehearse` releases into a throwaway registry instead"
+        ),
+    ] = DEFAULT_REGISTRY
     owner: Annotated[str, Doc("Repository owner; lowercased for the registry")] = DEFAULT_OWNER
 
     if TYPE_CHECKING:  # `object_type` makes the dataclass; mypy cannot see it do so.
@@ -152,7 +168,7 @@ class Pipeline:
         if existing_tags is not None:
             published = {spec.name: PublishedState(tags=tuple(existing_tags)) for spec in CATALOGUE}
         else:
-            async with RegistryClient(self._host) as client:
+            async with self._registry() as client:
                 published = await self._published(client, tag)
         release = self._plan(
             tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
@@ -226,9 +242,7 @@ class Pipeline:
         credentials = None if dry_run else require_credentials(username, password)
         context, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        async with RegistryClient(
-            self._host, username=username if token else None, password=token
-        ) as client:
+        async with self._registry(username, token) as client:
             published = await self._published(client, tag)
             release = self._plan(
                 tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
@@ -254,9 +268,7 @@ class Pipeline:
         parse_release_tag(tag)
         _, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        async with RegistryClient(
-            self._host, username=username if token else None, password=token
-        ) as client:
+        async with self._registry(username, token) as client:
             release = await verification_plan(
                 client,
                 tag,
@@ -318,6 +330,27 @@ class Pipeline:
         """The registry host, validated and lowercased."""
         return normalize_registry(self.registry)
 
+    @asynccontextmanager
+    async def _registry(
+        self, username: str | None = None, token: str | None = None
+    ) -> AsyncIterator[RegistryClient]:
+        """A client of this module's registry; a loopback one that cannot be reached, explained.
+
+        Whatever fails inside (the module's own reads, the engine's pushes) for want of a
+        connection to a registry on the host's loopback is an ``UnreachableRegistryError``.
+        """
+        try:
+            async with RegistryClient(
+                self._host, username=username if token else None, password=token
+            ) as client:
+                yield client
+        except Exception as error:
+            if on_host_loopback(self._host) and unreachable(error):
+                raise UnreachableRegistryError(
+                    f"{first_line(error)}; {LOOPBACK_REGISTRY}"
+                ) from error
+            raise
+
     def _plan(
         self,
         tag: str,
@@ -374,6 +407,19 @@ class Pipeline:
         return tree, commit
 
 
+class UnreachableRegistryError(RuntimeError):
+    """The registry is on the host's loopback, which neither the engine nor the module reaches."""
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` is a failure to connect to the registry, not an answer from it."""
+    if isinstance(error, ConcurrentStepsError):
+        return any(unreachable(failure) for failure in error.failures.values())
+    if isinstance(error, RegistryError):
+        return error.status is None and "no answer" in str(error)
+    return isinstance(error, dagger.QueryError) and "connection refused" in str(error)
+
+
 async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Commit:
     """The commit of upstream's ``tag``; a tag upstream lacks is refused before any build."""
     try:
@@ -382,7 +428,7 @@ async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Comm
         if tag is None:
             raise
         raise ReleaseInputError(
-            f"tag {tag} cannot be read from {url} ({first_line(error)}); the images are built "
+            f"tag {tag} cannot be read from {url} ({engine_failure(error)}); the images are built "
             "from upstream's sources at the release tag, so the tag must exist there first"
         ) from error
 

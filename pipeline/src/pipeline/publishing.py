@@ -38,6 +38,20 @@ class BuildFailedError(RuntimeError):
     """One or more image variants failed to build; nothing was pushed."""
 
 
+def engine_failure(error: BaseException) -> str:
+    """An engine error in one line; for a failed command, with the last line of its stderr.
+
+    ``ExecError``'s message says only that the process exited non-zero: what the command said
+    about why is in its ``stderr``.
+    """
+    text = first_line(error)
+    if isinstance(error, dagger.ExecError):
+        said = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+        if said:
+            text += f": {said[-1]}"
+    return text
+
+
 @dataclass(frozen=True)
 class Commit:
     """What is known of the commit a release is built from."""
@@ -149,7 +163,7 @@ async def build_all(variants: Variants) -> None:
             try:
                 await container.sync()
             except dagger.DaggerError as error:
-                return first_line(error)
+                return engine_failure(error)
         return None
 
     outcomes = await gather(
