@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import pytest
 from dagger import dag
-from oci_images import OCI_CONFIG, push_blob
+from oci_images import OCI_CONFIG, build_index, push_blob, push_image, sha256_digest
 from pipeline.main import Pipeline
-from pipeline.oci.client import OCI_MANIFEST, RegistryClient, RegistryError
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
 from pipeline.oci.documents import serialize_json
 from pipeline.rules.plan import make_plan
 from pipeline.steps.published import read_published
@@ -122,3 +122,21 @@ async def test_plan_and_publish_refuse_a_malformed_config_naming_it(
     assert str(refused.value).startswith(f"{path}@{digest}: its image config ")
     assert "config.config is list; accepted: an object" in str(refused.value)
     assert engine.builds == []
+
+
+async def test_an_index_inside_an_index_is_refused_naming_it(
+    registry: RegistryServer, owner: str
+) -> None:
+    path = f"{owner}/qm-nmr-calc-api"
+    async with RegistryClient(registry.host) as client:
+        image, size, _ = await push_image(client, path, platform="linux/amd64", labels={})
+        inner = build_index([("linux/amd64", image, size)])
+        inner_digest = await client.put_manifest(path, sha256_digest(inner), inner, OCI_INDEX)
+        outer = build_index([("linux/amd64", inner_digest, len(inner))])
+        await client.put_manifest(path, "2.4.0", outer, OCI_INDEX)
+        with pytest.raises(RegistryError) as refused:
+            await read_published(client, path, "2.4.0", ["2.4", "latest"])
+
+    assert str(refused.value).startswith(
+        f"{path}@{inner_digest}: an index where an image manifest belongs"
+    )
