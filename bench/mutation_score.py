@@ -227,10 +227,6 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.rules.labels.x__is_rfc3339_time__mutmut_62": (
         "offset minute 1 instead of 0 for a 'Z' time: only compared with <= 59"
     ),
-    "pipeline.main.x_typed_function__mutmut_1": (
-        "cast(None, ...) instead of cast(FunctionT, ...): cast returns its value unchanged;"
-        " the type is for type checkers (mypy --strict refuses the mutant)"
-    ),
     "pipeline.main.x_checked_function__mutmut_2": (
         "cast(None, ...) instead of cast(FunctionT, ...): cast returns its value unchanged;"
         " the type is for type checkers (mypy --strict refuses the mutant)"

@@ -23,7 +23,7 @@ from pipeline.main import (
     Pipeline,
     checked_function,
     require_credentials,
-    typed_function,
+    session_function,
     uncached_function,
 )
 from pipeline.rules.catalogue import CATALOGUE, UnknownImageError
@@ -97,6 +97,9 @@ async def test_functions_are_registered_with_their_flags(monkeypatch: pytest.Mon
     # Side effects, and reads of live registry state, must never be replayed from the cache.
     uncached = {name for name, summary in functions.items() if summary["cache"] == "Never"}
     assert uncached == {"plan", "publish", "verify", "rehearse"}
+    # What reads upstream's tags or HEAD is read again in every session, never kept for days.
+    per_session = {name for name, summary in functions.items() if summary["cache"] == "PerSession"}
+    assert per_session == {"build", "builds", "rehearsal"}
 
 
 async def test_constructor_defaults_to_the_repository_root(
@@ -214,9 +217,9 @@ def fresh() -> Any:
     return lambda self: method(self)
 
 
-def test_typed_function_registers_the_function_itself(fresh: Any) -> None:
-    assert typed_function(fresh) is fresh
-    assert (registered(fresh).cache, registered(fresh).check) == (None, False)
+def test_session_function_registers_a_function_cached_per_session(fresh: Any) -> None:
+    assert session_function(fresh) is fresh
+    assert (registered(fresh).cache, registered(fresh).check) == ("session", False)
 
 
 def test_uncached_function_registers_a_function_never_cached(fresh: Any) -> None:
@@ -226,7 +229,7 @@ def test_uncached_function_registers_a_function_never_cached(fresh: Any) -> None
 
 def test_checked_function_registers_a_check(fresh: Any) -> None:
     assert checked_function(fresh) is fresh
-    assert (registered(fresh).cache, registered(fresh).check) == (None, True)
+    assert (registered(fresh).cache, registered(fresh).check) == ("session", True)
 
 
 @pytest.mark.parametrize("given", ["username", "password", "neither"])
@@ -262,7 +265,8 @@ async def test_a_tag_upstream_lacks_is_refused_naming_the_repository_and_why(
         await Pipeline(source=dag.directory(), registry=registry.host, owner=owner).plan("v2.4.1")
 
     assert str(refusal.value) == (
-        f"tag v2.4.1 cannot be read from {url} (git ref refs/tags/v2.4.1 not found in {url}); "
+        f"tag v2.4.1 cannot be read from {url} "
+        '(repository does not contain ref "refs/tags/v2.4.1"); '
         "the images are built from upstream's sources at the release tag, so the tag must "
         "exist there first"
     )

@@ -10,6 +10,7 @@ the same manifests in other bytes: same content, other digests.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.publishing import references_of
 from pipeline.rules.plan import ImagePlan, make_plan
 from pipeline.rules.versions import ReleaseInputError
 from pipeline.steps.concurrency import ConcurrentStepsError
@@ -70,7 +72,7 @@ async def publish(registry_host: str, owner: str, tag: str, **options: Any) -> l
     output = await pipeline_for(registry_host, owner).publish(
         tag, username="bot", password=token(), **options
     )
-    return output.splitlines()
+    return references_of(output)
 
 
 async def tag_digests(registry_host: str, repository: str) -> dict[str, str]:
@@ -226,6 +228,33 @@ async def test_older_release_leaves_latest_on_the_newest(
     assert [ref.split("@")[0].rsplit(":", 1)[1] for ref in references] == ["2.3.7", "2.3"] * 2
 
 
+async def test_a_user_reads_which_tags_stay_and_the_verification_report(
+    registry_host: str, owner: str, engine: StandInEngine, spans: InMemorySpanExporter
+) -> None:
+    """The TUI shows span names and the function's output, never span events or attributes."""
+    await publish(registry_host, owner, "v2.4.0")
+    spans.clear()
+
+    output = await pipeline_for(registry_host, owner).publish(
+        "v2.3.7", username="bot", password=token()
+    )
+
+    stays = [
+        f"{registry_host}/{owner}/qm-nmr-calc-{name}:latest: stays: "
+        "2.4.0 is higher than 2.3.7 in all versions"
+        for name in ("api", "worker")
+    ]
+    references, notes, report = output.split("\n\n")
+    assert len(references.splitlines()) == 4
+    assert notes.splitlines() == stays
+    assert report.startswith("verification:\napi: OK ")
+    assert "\nworker: OK " in report
+    names = [span.name for span in spans.get_finished_spans()]
+    assert [name for name in names if " stays: " in name] == stays
+    verified = await pipeline_for(registry_host, owner).verify("v2.3.7")
+    assert verified.splitlines()[:3] == [*stays, ""]
+
+
 async def test_published_version_of_another_commit_is_refused_unless_overwrite(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
@@ -307,7 +336,7 @@ async def test_engine_pushes_with_the_credentials_given_for_the_registry(
         "v2.4.0", username=auth_registry.username, password=token()
     )
 
-    assert len(references.splitlines()) == 6
+    assert len(references_of(references)) == 6
 
 
 async def test_credentials_for_another_host_leave_the_push_anonymous(
@@ -326,6 +355,66 @@ async def test_credentials_for_another_host_leave_the_push_anonymous(
         await pipeline_for(auth_registry.host, owner).publish(
             "v2.4.0", username=auth_registry.username, password=token()
         )
+
+
+async def test_registry_credentials_hold_for_the_whole_session_by_host(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the engine keeps them: given once for a host, every later push there uses them."""
+    engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
+    engine.install(monkeypatch)
+    pipeline = pipeline_for(auth_registry.host, owner)
+    await pipeline.publish("v2.4.0", username=auth_registry.username, password=token())
+    monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
+
+    output = await pipeline.publish("v2.4.1", username=auth_registry.username, password=token())
+
+    assert len(references_of(output)) == 6
+    assert engine.session_credentials == {
+        auth_registry.host: (auth_registry.username, auth_registry.password)
+    }
+
+
+async def test_without_credentials_for_the_host_the_cli_hosts_are_used(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = (str(auth_registry.username), str(auth_registry.password))
+    engine = StandInEngine(
+        auth_registry.host,
+        secrets={TOKEN_ID: credentials[1]},
+        host_credentials={auth_registry.host: credentials},
+    )
+    engine.install(monkeypatch)
+    monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
+
+    output = await pipeline_for(auth_registry.host, owner).publish(
+        "v2.4.0", username=credentials[0], password=token()
+    )
+
+    assert len(references_of(output)) == 6
+    assert engine.session_credentials == {}
+
+
+async def test_a_failed_command_upstream_is_named_with_what_it_said(
+    registry_host: str, owner: str, engine: StandInEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ExecError's message leaves stderr out: the reason is taken from its stderr."""
+    git = engine.upstream.git
+
+    def failing_show(*args: str, at: str = CREATED) -> subprocess.CompletedProcess[str]:
+        if args[:1] == ("show",):
+            return subprocess.CompletedProcess(["git", *args], 128, "", "fatal: bad object x\n")
+        return git(*args, at=at)
+
+    monkeypatch.setattr(engine.upstream, "git", failing_show)
+
+    with pytest.raises(ReleaseInputError) as refusal:
+        await pipeline_for(registry_host, owner).plan("v2.4.0")
+
+    assert "fatal" not in str(refusal.value.__cause__)
+    assert "did not complete successfully: exit code: 128: fatal: bad object x)" in str(
+        refusal.value
+    )
 
 
 async def test_dry_run_builds_and_pushes_nothing_and_needs_no_credentials(
@@ -452,7 +541,7 @@ async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
 
     # The engine pushes to localhost:5000, which registry_service makes the throwaway registry
     # (here the stand-in's test registry): plain HTTP, as the engine allows only for localhost.
-    assert [ref.split("@")[0] for ref in references.splitlines()] == [
+    assert [ref.split("@")[0] for ref in references_of(references)] == [
         f"localhost:5000/{owner}/qm-nmr-calc-{image}:{tag}"
         for image in ("api", "worker")
         for tag in ("2.4.0", "2.4", "latest")
@@ -620,9 +709,9 @@ async def publish_in_step(registry: RegistryServer, owner: str, tag: str) -> str
         )
 
 
-def events(spans: InMemorySpanExporter) -> list[str]:
-    """Every note of the release, in order."""
-    return [event.name for span in spans.get_finished_spans() for event in span.events]
+def span_names(spans: InMemorySpanExporter) -> list[str]:
+    """Every span of the release by name, in the order they ended (notes are spans too)."""
+    return [span.name for span in spans.get_finished_spans()]
 
 
 def spans_named(spans: InMemorySpanExporter, prefix: str) -> dict[str, dict[str, Any]]:
@@ -683,10 +772,13 @@ async def test_an_image_already_pushed_is_noted_not_pushed_again(
     engine.failing_pushes = frozenset()
     spans.clear()
 
-    await publish_in_step(registry, owner, "v2.4.0")
+    output = await publish_in_step(registry, owner, "v2.4.0")
 
     api = f"{registry.host}/{owner}/qm-nmr-calc-api:2.4.0"
-    assert f"{api} already holds this release: not pushed again" in events(spans)
+    assert f"{api} already holds this release: not pushed again" in span_names(spans)
+    (kept,) = [line for line in output.splitlines() if line.startswith(f"{api}: ")]
+    assert "already holds this release, version 2.4.0" in kept
+    assert kept.endswith(": kept, and the release completed")
     assert f"push {api}" not in spans_named(spans, "push ")
 
 
@@ -704,10 +796,12 @@ async def test_what_finishing_notes_is_in_the_release_log_by_image(
 
     monkeypatch.setattr(publishing, "finish_image", noting)
 
-    await publish_in_step(registry, owner, "v2.4.0")
+    output = await publish_in_step(registry, owner, "v2.4.0")
 
-    noted = [text for text in events(spans) if "a note on" in text]
-    assert sorted(noted) == ["api: a note on api", "worker: a note on worker"]
+    repository = f"{registry.host}/{owner}/qm-nmr-calc"
+    expected = [f"{repository}-api:a note on api", f"{repository}-worker:a note on worker"]
+    assert sorted(text for text in span_names(spans) if "a note on" in text) == expected
+    assert [line for line in output.splitlines() if "a note on" in line] == expected
 
 
 def rewritten(raw: bytes) -> bytes:
@@ -756,4 +850,4 @@ async def test_the_final_verification_checks_the_pushed_digests_every_time(
         for name, (pushed, written) in sorted(intruder.items())
     )
     retries = f"verification found mismatches; checking again in {SETTLE_SECONDS} s"
-    assert events(spans).count(retries) == publishing.SETTLE_CHECKS
+    assert span_names(spans).count(retries) == publishing.SETTLE_CHECKS

@@ -13,6 +13,7 @@ import pytest
 from dagger import dag
 from pipeline.main import Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.publishing import references_of
 from pipeline.rules.versions import ReleaseInputError
 
 from tests.support.oci_images import push_release_image
@@ -63,7 +64,7 @@ async def publish(registry: RegistryServer, owner: str, tag: str, **options: boo
     output = await pipeline_for(registry, owner).publish(
         tag, username="bot", password=secret, **options
     )
-    return [line.split("@")[0].rsplit("/", 1)[1] for line in output.splitlines()]
+    return [line.split("@")[0].rsplit("/", 1)[1] for line in references_of(output)]
 
 
 async def latest_digests(registry: RegistryServer, owner: str) -> dict[str, str]:
@@ -90,6 +91,12 @@ async def test_latest_of_unknown_version_stays_and_the_plan_says_why(
     assert "--take-over-floating" in plan
     report = await pipeline_for(registry, owner).verify("v2.9.0")
     assert report.count(": OK ") == 2
+    # What a user reads: the tag that stays, and why, before the report.
+    stays = report.splitlines()[:2]
+    for line, name in zip(stays, IMAGES, strict=True):
+        short = upstream_latest[name].removeprefix("sha256:")[:12]
+        assert line.startswith(f"{registry.host}/{owner}/qm-nmr-calc-{name}:latest: stays: ")
+        assert f"it points at {short}, of unknown version" in line
 
 
 async def test_take_over_floating_moves_it_and_then_it_is_known(

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pipeline.publishing import references_of
 
 pytestmark = pytest.mark.engine
 
@@ -69,7 +70,7 @@ def test_rehearse_publishes_every_tag_into_the_throwaway_registry(
     result = dagger(dagger_cli, repo_root, "call", "rehearse", "--tag", "v2.4.0")
 
     assert succeeded(result), f"{result.stdout}\n{result.stderr}"
-    references = [line for line in result.stdout.splitlines() if "@sha256:" in line]
+    references = references_of(result.stdout)
     assert [line.split("@")[0] for line in references] == [
         f"localhost:5000/steinbeck/qm-nmr-calc-{image}:{tag}"
         for image in ("api", "worker")

@@ -15,6 +15,7 @@ import pytest
 from dagger import dag
 from pipeline.main import Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.publishing import references_of
 
 from tests.images import daemon
 from tests.images.engine_builds import RealBuilder
@@ -63,7 +64,7 @@ def publish(builder: RealBuilder, registry: str, tag: str) -> Release:
         image: tag_digests(registry, f"{OWNER}/qm-nmr-calc-{image}")[version]
         for image in ("api", "worker")
     }
-    return Release(registry, version, output.splitlines(), digests, engine)
+    return Release(registry, version, references_of(output), digests, engine)
 
 
 def tag_digests(registry: str, repository: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline.main import Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.publishing import references_of
 from pipeline.rules.versions import LATEST, published_versions
 from pipeline.steps import finishing
 
@@ -128,7 +129,7 @@ async def publish(registry: str, owner: str, tag: str) -> list[str]:
     pipeline = Pipeline(source=dag.directory(), registry=registry, owner=owner)
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
     output = await pipeline.publish(tag, username="bot", password=secret)
-    return output.splitlines()
+    return references_of(output)
 
 
 async def publish_concurrently(

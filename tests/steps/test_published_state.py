@@ -193,7 +193,8 @@ async def test_labels_that_are_not_an_object_are_refused_by_name(
 ) -> None:
     path = f"{owner}/qm-nmr-calc-worker"
     async with RegistryClient(registry.host) as client:
-        config = await push_blob(client, path, json.dumps({"config": {"Labels": ["a"]}}).encode())
+        config_document = {"os": "linux", "architecture": "amd64", "config": {"Labels": ["a"]}}
+        config = await push_blob(client, path, json.dumps(config_document).encode())
         document = {"schemaVersion": 2, "config": {"mediaType": OCI_CONFIG, "digest": config}}
         raw = json.dumps(document).encode()
         manifest = Manifest(digest=sha256_digest(raw), media_type=OCI_MANIFEST, raw=raw)
@@ -201,7 +202,8 @@ async def test_labels_that_are_not_an_object_are_refused_by_name(
             await config_labels(client, path, manifest)
 
     assert str(refused.value) == (
-        f"{path}@{manifest.digest}: the config's labels are not an object"
+        f"{path}@{manifest.digest}: its image config {config} is not accepted: "
+        "config.config.Labels is list; accepted: an object of strings"
     )
 
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pipeline.main import Pipeline
 from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
 from pipeline.oci.documents import Manifest
+from pipeline.publishing import references_of
 from pipeline.rules.plan import ImagePlan, ReleasePlan, make_plan
 from pipeline.rules.references import repository_path
 from pipeline.steps.finishing import FinishedImage, finish_image
@@ -793,12 +794,16 @@ def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandIn
     return standin
 
 
-async def publish(registry: RegistryServer, owner: str, tag: str) -> list[str]:
-    """``dagger call publish --tag TAG --username bot --password env:...``, one line per tag."""
+async def publish_output(registry: RegistryServer, owner: str, tag: str) -> str:
+    """What ``dagger call publish --tag TAG --username bot --password env:...`` prints."""
     pipeline = Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
-    output = await pipeline.publish(tag, username="bot", password=secret)
-    return output.splitlines()
+    return await pipeline.publish(tag, username="bot", password=secret)
+
+
+async def publish(registry: RegistryServer, owner: str, tag: str) -> list[str]:
+    """``dagger call publish``: the references it prints, one per tag."""
+    return references_of(await publish_output(registry, owner, tag))
 
 
 async def test_what_publish_pushed_verifies(
@@ -807,7 +812,8 @@ async def test_what_publish_pushed_verifies(
     engine: StandInEngine,
     spans: InMemorySpanExporter,
 ) -> None:
-    references = await publish(registry, owner, TAG)
+    output = await publish_output(registry, owner, TAG)
+    references = references_of(output)
 
     async with RegistryClient(registry.host) as client:
         plan = await verification_plan(
@@ -829,8 +835,8 @@ async def test_what_publish_pushed_verifies(
     assert first_release.ok, first_release.render()
     assert [image.tags for image in plan.images] == [("2.4.0", "2.4", "latest")] * 2
     assert len(references) == 6
-    (verify_step,) = [span for span in spans.get_finished_spans() if span.name == f"verify {TAG}"]
-    report_lines = [event.name for event in verify_step.events]
+    assert [span.name for span in spans.get_finished_spans()].count(f"verify {TAG}") == 1
+    report_lines = output.split("\n\nverification:\n", 1)[1].splitlines()
     for name in ("api", "worker"):
         assert any(line.startswith(f"{name}: OK") for line in report_lines), report_lines
     assert not any("MISMATCH" in line for line in report_lines), report_lines

@@ -10,12 +10,33 @@ Where the v0.21 engine's behaviour is known (``shared/reference/dagger-0.21.md``
 does the same, and refuses what it cannot answer faithfully:
 - a publish goes over plain HTTP only to ``localhost`` or a loopback IP; with ``registry_service``
   the reference's host is aliased to that service, so only ``localhost:PORT`` reaches it;
-- it pushes with the credentials ``with_registry_auth`` gave for the reference's host, or none;
+- registry credentials belong to the session, keyed by host: every chain evaluated with
+  ``with_registry_auth`` stores them (the last one wins), and every later push to that host,
+  from any chain, uses them; without any, the CLI host's (``host_credentials``), or none;
 - a non-empty receiver is one more platform variant, and two variants of one platform fail;
-- ``GitRepository.tag`` fails for a tag the upstream repository lacks;
+- a tag the upstream repository lacks fails at ``.commit()`` and wherever its ``.tree()`` is
+  used, as ``repository does not contain ref "refs/tags/X"``;
 - ``commit`` and ``stdout`` come from a real git repository standing for upstream (one commit,
   made at ``CREATED``): ``stdout`` runs the container's one ``git`` command in it, in the
-  mounted tree (with its ``.git``) as working directory, and prints what git prints.
+  mounted tree (with its ``.git``) as working directory, and prints what git prints; a command
+  that fails raises ``ExecError``, whose message leaves stderr out (it is in ``.stderr``);
+- ``Service.endpoint()`` answers a bare host name and a port (``<hash>:5000``), no scheme, a name
+  only the session's resolver knows: here the test process resolves it to 127.0.0.1, and the
+  port is the test registry's own (a module that assumed the port it exposed fails here).
+
+The one deliberate difference is the tests' registry, a real ``docker-registry`` on the host's
+127.0.0.1. On a real engine, 127.0.0.1 (or ``localhost``) is the engine's own loopback for a
+push, and the module container's own loopback for the module's registry client: each has its
+own network namespace, and neither reaches a registry on the host's. Yet plain HTTP, which the
+test registry speaks, goes only to loopback (in the engine and in ``pipeline.oci``), and a
+registry with TLS on a name would need a CA the engine trusts. So by default
+(``host_loopback_reachable=True``) the test registry on 127.0.0.1 stands for a registry on the
+network, as GHCR is: reached by the engine's pushes and the module's reads alike. With
+``host_loopback_reachable=False`` the stand-in is the real engine for a loopback registry: a
+push to one fails with a refused connection, and the module's own registry client
+(``pipeline.main.RegistryClient``, as its container would) is refused a connection to any
+loopback host; the tests of what the module then tells its user use that. Either way the
+module's code is the same: it never asks which engine runs it.
 
 Given a ``real`` builder (``tests/images/engine_builds.py``, where a BuildKit daemon runs), the
 same leaves are answered with real work instead: every variant is built by ``docker build`` from
@@ -24,6 +45,7 @@ the context its chain describes, and a publish pushes those images as the engine
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import itertools
@@ -42,6 +64,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import dagger
+import httpx
+import pipeline.main
 import pytest
 from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
@@ -58,9 +82,9 @@ CREATED = "2026-11-20T15:03:00+01:00"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 """Beside the repository, as CI lays it out."""
-SERVICE_DOMAIN = "standin.internal"
-"""Service endpoints are names in this domain (as the engine's session domain), resolved to
-127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
+SERVICE_NAME_LENGTH = 13
+"""Service endpoints are bare names of this length (``q3kd0b2n9v6ms``), hashes of the service,
+resolved through the session's search domain on the engine; here for the test process only."""
 
 
 class StandInUpstream:
@@ -114,6 +138,48 @@ def engine_error(message: str) -> dagger.QueryError:
         [QueryErrorValue(message)],
         SimpleNamespace(document=None),  # type: ignore[arg-type]
     )
+
+
+def exec_error(command: list[str], exit_code: int, stdout: str, stderr: str) -> dagger.ExecError:
+    """The error of a command that failed in a container: stderr is not in its message."""
+    extensions = {
+        "_type": "EXEC_ERROR",
+        "cmd": command,
+        "exitCode": exit_code,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+    message = f'process "{" ".join(command)}" did not complete successfully: exit code: {exit_code}'
+    return dagger.ExecError(  # type: ignore[no-untyped-call]
+        [QueryErrorValue(message, extensions=extensions)], SimpleNamespace(document=None)
+    )
+
+
+def missing_ref(tag: str) -> dagger.QueryError:
+    """The engine's error for a tag the repository lacks, at ``.commit()`` or ``.tree()``."""
+    return engine_error(f'repository does not contain ref "refs/tags/{tag}"')
+
+
+def auth_host(address: str) -> str:
+    """The host ``with_registry_auth`` keys credentials by: the address's registry part.
+
+    ``ghcr.io`` of ``ghcr.io``, ``ghcr.io/a/b:1`` or ``https://ghcr.io``.
+    """
+    return address.split("://", 1)[-1].split("/", 1)[0]
+
+
+def loopback_refused(request: httpx.Request) -> httpx.Response:
+    """What the module's container meets at a loopback address: nothing listens there."""
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+class ModuleContainerClient(RegistryClient):
+    """The module's registry client as its own container's network has it: loopback is empty."""
+
+    def __init__(self, registry: str, **options: Any) -> None:
+        if plain_http_allowed(registry):
+            options["transport"] = httpx.MockTransport(loopback_refused)
+        super().__init__(registry, **options)
 
 
 @cache
@@ -197,6 +263,13 @@ class StandInEngine:
     """Tags the upstream repository has; None: every tag asked for exists."""
     failing_pushes: frozenset[str] = frozenset()
     """Repository names (``qm-nmr-calc-worker``) whose push fails."""
+    host_loopback_reachable: bool = True
+    """Whether the test registry on the host's 127.0.0.1 stands for a registry on the network
+    (the tests' default), or loopback is unreachable as on a real engine (see the module doc)."""
+    host_credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """The CLI host's docker credentials by registry host: the fallback of every push."""
+    session_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """What ``with_registry_auth`` stored for this session, by host."""
     real: RealBuilder | None = None
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
@@ -206,6 +279,7 @@ class StandInEngine:
     _ids: dict[str, list[Field]] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _built: dict[str, Variant] = field(default_factory=dict)
+    _services: set[str] = field(default_factory=set)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Route every SDK query of this test to the stand-in."""
@@ -219,11 +293,13 @@ class StandInEngine:
 
         def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
             name = host.decode() if isinstance(host, bytes) else host  # anyio passes IDNA bytes
-            if isinstance(name, str) and name.endswith("." + SERVICE_DOMAIN):
+            if name in engine._services:  # the session's resolver: a service's bare name
                 host = "127.0.0.1"
             return resolve(host, *args, **kwargs)
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        if not self.host_loopback_reachable:
+            monkeypatch.setattr(pipeline.main, "RegistryClient", ModuleContainerClient)
 
     def expand(self, chain: list[Field]) -> list[Field]:
         """A chain with a leading ``node(id:)`` replaced by the chain that id stands for."""
@@ -241,6 +317,7 @@ class StandInEngine:
         """Answer one leaf query."""
         chain = self.expand(selections)
         self.queries.append(chain)
+        self._store_credentials(chain)
         leaf, parent = chain[-1], chain[:-1]
         handlers: dict[str, Callable[[Field, list[Field]], Any]] = {
             "sync": self._sync,
@@ -280,6 +357,7 @@ class StandInEngine:
     async def _build(self, chain: list[Field]) -> Variant:
         """Build a variant once (later builds of the same chain come from cache)."""
         variant = self.describe(chain)
+        self._check_tags(chain)  # a build from a missing tag's tree fails as the tree does
         key = repr(variant)
         if key not in self._built:
             await anyio.sleep(self.build_seconds)
@@ -304,11 +382,14 @@ class StandInEngine:
 
         Fails as the engine does for a tag the upstream repository lacks.
         """
+        self._check_tags(chain)
+        return self.real.commit(chain) if self.real is not None else self.upstream.head()
+
+    def _check_tags(self, chain: list[Field]) -> None:
+        """Fail as the engine does if ``chain`` reads a tag the upstream repository lacks."""
         tags = [step.args["name"] for step in chain if step.name == "tag"]
         if tags and self.upstream_tags is not None and tags[-1] not in self.upstream_tags:
-            url = next(step.args["url"] for step in chain if step.name == "git")
-            raise engine_error(f"git ref refs/tags/{tags[-1]} not found in {url}")
-        return self.real.commit(chain) if self.real is not None else self.upstream.head()
+            raise missing_ref(tags[-1])
 
     def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
         """``stdout`` of a container's one ``git`` command, run in the mounted checkout.
@@ -324,10 +405,7 @@ class StandInEngine:
             return self.real.commit_time(chain)
         ran = self.upstream.git(*execs[0][1:])
         if ran.returncode != 0:
-            raise engine_error(
-                f'process "{" ".join(execs[0])}" did not complete successfully: '
-                f"exit code: {ran.returncode}\n\nStderr:\n{ran.stderr}"
-            )
+            raise exec_error(execs[0], ran.returncode, ran.stdout, ran.stderr)
         return ran.stdout
 
     def _git_ref(self, chain: list[Field]) -> list[Field]:
@@ -359,20 +437,22 @@ class StandInEngine:
         return path in files or any(name.startswith(path + "/") for name in files)
 
     def _endpoint(self, leaf: Field, chain: list[Field]) -> str:
-        """``Service.endpoint``: a name in the session domain, never ``localhost``.
+        """``Service.endpoint``: ``<hash>:<port>``, a bare host name, no scheme, never localhost.
 
         The port asked for, or without one the first the service exposes, as the engine picks
         it; a port not exposed by ``with_exposed_port`` (an image's own ``EXPOSE`` is unknown
-        here) is refused. The name leads to the test registry.
+        here) is refused. The name resolves (for the test process) to 127.0.0.1, and the port
+        answered is the test registry's.
         """
-        exposed = [
-            step.args["port"] for step in self.expand(chain) if step.name == "withExposedPort"
-        ]
+        chain = self.expand(chain)
+        exposed = [step.args["port"] for step in chain if step.name == "withExposedPort"]
         port = leaf.args.get("port", exposed[0] if exposed else None)
         if port is None or port not in exposed:
             raise NotImplementedError(f"endpoint of port {port}; the service exposes {exposed}")
-        registry_port = self.registry.rsplit(":", 1)[1]
-        return f"registry-{next(self._counter)}.{SERVICE_DOMAIN}:{registry_port}"
+        digest = hashlib.sha256(repr(chain[: -1 if chain[-1].name == "start" else None]).encode())
+        name = base64.b32hexencode(digest.digest()).decode().lower()[:SERVICE_NAME_LENGTH]
+        self._services.add(name)
+        return f"{name}:{self.registry.rsplit(':', 1)[1]}"
 
     async def _sync(self, _leaf: Field, chain: list[Field]) -> str:
         """``Container.sync``: build, then return an id for the built container."""
@@ -411,7 +491,7 @@ class StandInEngine:
         self.pushes.append((address, variants))
         if path.rsplit("/", 1)[-1] in self.failing_pushes:
             raise engine_error(f"failed to push {address}: unexpected status 502 Bad Gateway")
-        username, password = self._credentials(host, receiver)
+        username, password = self._credentials(host)
         if self.real is not None:
             images = [variant.image for variant in variants]
             digest = await anyio.to_thread.run_sync(self.real.push, target, path, tag, images)
@@ -432,6 +512,12 @@ class StandInEngine:
             raise engine_error(
                 f"failed to push to {host}: http: server gave HTTP response to HTTPS client"
             )
+        if service is None and not self.host_loopback_reachable:
+            # The engine's own loopback: no registry listens there (wording UNVERIFIED).
+            raise engine_error(
+                f'failed to push to {host}: failed to do request: Head "http://{host}/v2/": '
+                f"dial tcp {host}: connect: connection refused"
+            )
         if service is not None:
             chain = self.expand(list(service._ctx.selections))
             ports = [str(step.args["port"]) for step in chain if step.name == "withExposedPort"]
@@ -442,14 +528,20 @@ class StandInEngine:
             raise AssertionError(f"the stand-in pushes only to {self.registry}, not {host}")
         return host
 
-    def _credentials(self, host: str, receiver: list[Field]) -> tuple[str | None, str | None]:
-        """The user and password ``with_registry_auth`` gave for ``host`` (the last one wins)."""
-        found: tuple[str | None, str | None] = (None, None)
-        for step in receiver:
-            if step.name == "withRegistryAuth" and step.args["address"] == host:
+    def _store_credentials(self, chain: list[Field]) -> None:
+        """Keep, for the session, the credentials each ``with_registry_auth`` of ``chain`` gives."""
+        for step in chain:
+            if step.name == "withRegistryAuth":
                 secret = self.expand(list(step.args["secret"]._ctx.selections))
-                found = (step.args["username"], self._plaintext(Field("", "", {}), secret))
-        return found
+                self.session_credentials[auth_host(step.args["address"])] = (
+                    step.args["username"],
+                    self._plaintext(Field("", "", {}), secret),
+                )
+
+    def _credentials(self, host: str) -> tuple[str | None, str | None]:
+        """The user and password a push to ``host`` goes with: the session's, the CLI's, or none."""
+        found = self.session_credentials.get(host) or self.host_credentials.get(host)
+        return found if found is not None else (None, None)
 
 
 async def push_variants(

@@ -7,21 +7,24 @@ pushes, finishing) or ``pipeline.steps.verify``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
-from pipeline.oci import RegistryClient
+from pipeline.oci import RegistryClient, RegistryError
 from pipeline.publishing import (
     BuildFailedError,
     Commit,
     build_all,
     build_variant,
     commit_of,
+    engine_failure,
     raise_unless_ok,
     release_images,
+    verification_output,
 )
 from pipeline.rules.catalogue import CATALOGUE, PROJECT, check_platform, find_image
 from pipeline.rules.labels import image_labels
@@ -31,14 +34,15 @@ from pipeline.rules.references import (
     DEFAULT_REGISTRY,
     normalize_owner,
     normalize_registry,
+    on_host_loopback,
 )
 from pipeline.rules.versions import ReleaseInputError, parse_release_tag
-from pipeline.steps.concurrency import first_line
+from pipeline.steps.concurrency import ConcurrentStepsError, first_line
 from pipeline.steps.progress import step
 from pipeline.steps.published import read_release_state
 from pipeline.steps.verify import verification_plan, verify_release
 
-__all__ = ["BuildFailedError", "Pipeline"]
+__all__ = ["BuildFailedError", "Pipeline", "UnreachableRegistryError"]
 
 APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
@@ -52,8 +56,19 @@ REHEARSAL_PORT = 5000
 REHEARSAL_HOST = f"localhost:{REHEARSAL_PORT}"
 """What rehearsal references name as their registry: the engine pushes over plain HTTP only to
 ``localhost``, and ``registry_service`` makes that host the throwaway registry."""
+LOOPBACK_REGISTRY = (
+    "a registry on the host's loopback (localhost, 127.0.0.1) is reachable neither from the "
+    "Dagger engine nor from this module's container (each has its own network); to release "
+    "without GHCR, run `dagger call rehearse --tag TAG`: a throwaway registry inside the engine"
+)
+"""Why a release to a loopback registry fails on an engine, and what to run instead."""
 REHEARSAL_TAG = "v0.0.0-rehearsal"
 """The version the ``rehearsal`` check releases the current sources as."""
+
+CACHE_NEVER = "never"
+"""Cache policy of side effects and of reads of live registry state: never replayed."""
+CACHE_SESSION = "session"
+"""Cache policy of what reads upstream's tags or HEAD: once per ``dagger`` session."""
 
 SOURCE_IGNORE = [
     ".git",
@@ -70,24 +85,34 @@ SOURCE_IGNORE = [
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 
 
-def typed_function(func: FunctionT) -> FunctionT:
-    """``@function``, keeping the method's signature visible to type checkers."""
-    # The SDK's `function` returns an unsolved type variable, so mypy would lose every
-    # argument and return type of the decorated method.
-    return cast(FunctionT, function(func))
+def cached_function(policy: str) -> Callable[[FunctionT], FunctionT]:
+    """``@function(cache=policy)``: "never", "session", or a time to live such as "10m"."""
+    # The SDK's typed overloads of `function` omit its `cache` argument.
+    decorate: Callable[[FunctionT], FunctionT] = function(cache=policy)  # type: ignore[call-overload]
+    return decorate
 
 
 def uncached_function(func: FunctionT) -> FunctionT:
     """``@function(cache="never")``: for side effects, and for reads of live registry state."""
-    # The SDK's typed overloads of `function` omit its `cache` argument.
-    decorate: Callable[[FunctionT], FunctionT] = function(cache="never")  # type: ignore[call-overload]
-    return decorate(func)
+    return cached_function(CACHE_NEVER)(func)
+
+
+def session_function(func: FunctionT) -> FunctionT:
+    """``@function(cache="session")``: for reads of upstream's tags and HEAD.
+
+    Without a policy the engine keeps a result up to 7 days, keyed on the module's source and
+    arguments: a build of upstream's HEAD, or of a tag moved since, would come from that cache.
+    """
+    return cached_function(CACHE_SESSION)(func)
 
 
 def checked_function(func: FunctionT) -> FunctionT:
-    """``@function`` over ``@check``: a function that ``dagger check`` runs."""
+    """``@function(cache="session")`` over ``@check``: a function that ``dagger check`` runs.
+
+    Checks build upstream's HEAD when the sources are not here: read again in every session.
+    """
     # `check` returns a union of its two call forms, which hides the method's type too.
-    return typed_function(cast(FunctionT, check(func)))
+    return session_function(cast(FunctionT, check(func)))
 
 
 @object_type
@@ -104,7 +129,14 @@ class Pipeline:
         DefaultPath("/"),
         Ignore(SOURCE_IGNORE),
     ]
-    registry: Annotated[str, Doc("Registry host to publish to")] = DEFAULT_REGISTRY
+    registry: Annotated[
+        str,
+        Doc(
+            "Registry host to publish to, reachable from the Dagger engine and from this "
+            "module's container: not one on the host's loopback (localhost, 127.0.0.1), which "
+            "neither reaches; `rehearse` releases into a throwaway registry instead"
+        ),
+    ] = DEFAULT_REGISTRY
     owner: Annotated[str, Doc("Repository owner; lowercased for the registry")] = DEFAULT_OWNER
 
     if TYPE_CHECKING:  # `object_type` makes the dataclass; mypy cannot see it do so.
@@ -136,14 +168,14 @@ class Pipeline:
         if existing_tags is not None:
             published = {spec.name: PublishedState(tags=tuple(existing_tags)) for spec in CATALOGUE}
         else:
-            async with RegistryClient(self._host) as client:
+            async with self._registry() as client:
                 published = await self._published(client, tag)
         release = self._plan(
             tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
         )
         return render_table(release)
 
-    @typed_function
+    @session_function
     async def build(
         self,
         image: Annotated[str, Doc("Image name from the catalogue: api or worker")],
@@ -196,7 +228,10 @@ class Pipeline:
             bool, Doc("Move floating tags that hold an image of unknown version")
         ] = False,
     ) -> str:
-        """Build every image for every platform, push them, move the tags; one line per tag.
+        """Build every image for every platform, push them, move the tags; what it did.
+
+        The output: one ``repository:tag@digest`` line per tag the release holds; then each tag
+        left where it is and why; then the verification report.
 
         Everything is built before anything is pushed: one failed variant means nothing is
         published. Each image's version tag is pushed first; floating tags move last. A release
@@ -207,9 +242,7 @@ class Pipeline:
         credentials = None if dry_run else require_credentials(username, password)
         context, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        async with RegistryClient(
-            self._host, username=username if token else None, password=token
-        ) as client:
+        async with self._registry(username, token) as client:
             published = await self._published(client, tag)
             release = self._plan(
                 tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
@@ -218,8 +251,8 @@ class Pipeline:
                 return render_table(release)
             username, password = credentials
             auth = dag.container().with_registry_auth(self._host, username, password)
-            references = await release_images(release, context, auth, client)
-        return "\n".join(references)
+            outcome = await release_images(release, context, auth, client)
+        return outcome.render()
 
     @uncached_function
     async def verify(
@@ -228,13 +261,14 @@ class Pipeline:
         username: Annotated[str | None, Doc("Registry user, for a private package")] = None,
         password: Annotated[dagger.Secret | None, Doc("Registry token")] = None,
     ) -> str:
-        """Check that the registry serves what the plan of TAG says; fail naming every mismatch."""
+        """Check that the registry serves what the plan of TAG says; fail naming every mismatch.
+
+        The output: each floating tag not expected to hold TAG and why, then the report.
+        """
         parse_release_tag(tag)
         _, commit = await self._context(tag)
         token = await password.plaintext() if password is not None else None
-        async with RegistryClient(
-            self._host, username=username if token else None, password=token
-        ) as client:
+        async with self._registry(username, token) as client:
             release = await verification_plan(
                 client,
                 tag,
@@ -246,7 +280,7 @@ class Pipeline:
             with step(f"verify {tag}"):
                 report = await verify_release(client, release)
         raise_unless_ok(report)
-        return report.render()
+        return verification_output(release, report)
 
     @uncached_function
     async def rehearse(
@@ -256,7 +290,8 @@ class Pipeline:
         """Rehearse the release of TAG into a throwaway registry inside the engine.
 
         The whole release (builds, push, tags, annotations, verify) with no credentials;
-        nothing leaves the machine. Run it before pushing a release tag.
+        nothing leaves the machine. Run it before pushing a release tag. The output is
+        ``publish``'s: references, what stays and why, the verification report.
         """
         parse_release_tag(tag)
         context, commit = await self._context(tag)
@@ -283,17 +318,38 @@ class Pipeline:
                 created=commit.created,
             )
             async with RegistryClient(endpoint, plain_http=True) as client:
-                references = await release_images(
+                outcome = await release_images(
                     release, context, dag.container(), client, registry_service=service
                 )
         finally:
             await service.stop()
-        return "\n".join(references)
+        return outcome.render()
 
     @property
     def _host(self) -> str:
         """The registry host, validated and lowercased."""
         return normalize_registry(self.registry)
+
+    @asynccontextmanager
+    async def _registry(
+        self, username: str | None = None, token: str | None = None
+    ) -> AsyncIterator[RegistryClient]:
+        """A client of this module's registry; a loopback one that cannot be reached, explained.
+
+        Whatever fails inside (the module's own reads, the engine's pushes) for want of a
+        connection to a registry on the host's loopback is an ``UnreachableRegistryError``.
+        """
+        try:
+            async with RegistryClient(
+                self._host, username=username if token else None, password=token
+            ) as client:
+                yield client
+        except Exception as error:
+            if on_host_loopback(self._host) and unreachable(error):
+                raise UnreachableRegistryError(
+                    f"{first_line(error)}; {LOOPBACK_REGISTRY}"
+                ) from error
+            raise
 
     def _plan(
         self,
@@ -351,6 +407,19 @@ class Pipeline:
         return tree, commit
 
 
+class UnreachableRegistryError(RuntimeError):
+    """The registry is on the host's loopback, which neither the engine nor the module reaches."""
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` is a failure to connect to the registry, not an answer from it."""
+    if isinstance(error, ConcurrentStepsError):
+        return any(unreachable(failure) for failure in error.failures.values())
+    if isinstance(error, RegistryError):
+        return error.status is None and "no answer" in str(error)
+    return isinstance(error, dagger.QueryError) and "connection refused" in str(error)
+
+
 async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Commit:
     """The commit of upstream's ``tag``; a tag upstream lacks is refused before any build."""
     try:
@@ -359,7 +428,7 @@ async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Comm
         if tag is None:
             raise
         raise ReleaseInputError(
-            f"tag {tag} cannot be read from {url} ({first_line(error)}); the images are built "
+            f"tag {tag} cannot be read from {url} ({engine_failure(error)}); the images are built "
             "from upstream's sources at the release tag, so the tag must exist there first"
         ) from error
 

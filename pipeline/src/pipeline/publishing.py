@@ -4,7 +4,9 @@ Data flows one way: the plan (``pipeline.rules.plan``) says what to build and wh
 this module builds the variants and pushes each image once under its version tag; finishing
 (``pipeline.steps.finishing``) annotates and moves the floating tags; ``pipeline.steps.verify``
 proves the result. Every step is an OpenTelemetry span, so the Dagger TUI and traces show the
-release.
+release; what a user must read (a tag that stays and why, an image not pushed again, the
+verification report) is also in the text a release returns (``ReleaseOutcome.render``), since
+the TUI shows span names only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import anyio
 import dagger
 from dagger import dag
 
-from pipeline.oci import RegistryClient
+from pipeline.oci import RegistryClient, safe_line
 from pipeline.rules.plan import ImagePlan, ReleasePlan
 from pipeline.steps.concurrency import first_line, gather
 from pipeline.steps.finishing import digest_of, finish_image
@@ -36,6 +38,20 @@ class BuildFailedError(RuntimeError):
     """One or more image variants failed to build; nothing was pushed."""
 
 
+def engine_failure(error: BaseException) -> str:
+    """An engine error in one line; for a failed command, with the last line of its stderr.
+
+    ``ExecError``'s message says only that the process exited non-zero: what the command said
+    about why is in its ``stderr``.
+    """
+    text = first_line(error)
+    if isinstance(error, dagger.ExecError):
+        said = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+        if said:
+            text += f": {said[-1]}"
+    return text
+
+
 @dataclass(frozen=True)
 class Commit:
     """What is known of the commit a release is built from."""
@@ -46,6 +62,56 @@ class Commit:
 
 Variants = Mapping[tuple[str, str], dagger.Container]
 """Built containers keyed by (image name, platform)."""
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """What a release did: the references it holds, what a reader must know, its verification."""
+
+    references: tuple[str, ...]
+    """``repository:tag@digest`` for every tag the release holds, version tag first."""
+    notes: tuple[str, ...]
+    """Tags that stay and why, images not pushed again, moves undone while this ran."""
+    report: VerifyReport
+
+    def render(self) -> str:
+        """The function's output: one reference per line, then the notes, then the report."""
+        blocks = ["\n".join(self.references)]
+        if self.notes:
+            blocks.append("\n".join(safe_line(text) for text in self.notes))
+        blocks.append("verification:\n" + self.report.render().rstrip("\n"))
+        return "\n\n".join(blocks) + "\n"
+
+
+def references_of(output: str) -> list[str]:
+    """The references a rendered ``ReleaseOutcome`` starts with, one per tag."""
+    return output.split("\n\n", 1)[0].splitlines()
+
+
+def plan_notes(release: ReleasePlan) -> list[str]:
+    """What the plan decided not to write, and why: kept version tags, floating tags that stay."""
+    notes = []
+    for image in release.images:
+        kept = image.decision.kept
+        if kept is not None:
+            notes.append(f"{image.reference(image.decision.version_tag)}: {kept.reason}")
+    return notes + staying_tags(release)
+
+
+def verification_output(release: ReleasePlan, report: VerifyReport) -> str:
+    """``verify``'s output: each floating tag not expected to hold the release, then the report."""
+    stays = "".join(f"{safe_line(text)}\n" for text in staying_tags(release))
+    return stays + ("\n" if stays else "") + report.render()
+
+
+def staying_tags(release: ReleasePlan) -> list[str]:
+    """Each floating tag the plan leaves where it is, and why."""
+    return [
+        f"{image.reference(tag.name)}: {tag.reason}"
+        for image in release.images
+        for tag in image.floating
+        if not tag.moves
+    ]
 
 
 async def commit_of(ref: dagger.GitRef) -> Commit:
@@ -97,7 +163,7 @@ async def build_all(variants: Variants) -> None:
             try:
                 await container.sync()
             except dagger.DaggerError as error:
-                return first_line(error)
+                return engine_failure(error)
         return None
 
     outcomes = await gather(
@@ -149,8 +215,8 @@ async def release_images(
     client: RegistryClient,
     *,
     registry_service: dagger.Service | None = None,
-) -> list[str]:
-    """Build every variant, push, move the floating tags, verify; the references, one per tag.
+) -> ReleaseOutcome:
+    """Build every variant, push, move the floating tags, verify; what the release did.
 
     Everything is built before anything is pushed, and floating tags move only once every
     image's version tag is pushed: a failure on the way leaves no tag moved.
@@ -164,14 +230,25 @@ async def release_images(
             for image in release.images
         }
     )
+    notes = plan_notes(release)
+    for text in notes:
+        note(text)
     for image in release.images:
         for text in finished[image.name].notes:
-            note(f"{image.name}: {text}")
+            notes.append(f"{image.repository}:{text}")
+            note(notes[-1])
     # Verified against the plan, not against what finishing reports: a floating tag that a
     # concurrent, higher release took is recognised by the verification itself.
     final_digests = {name: image.digest for name, image in finished.items()}
-    raise_unless_ok(await settled_verification(client, release, final_digests))
-    return [ref for image in release.images for ref in finished[image.name].references]
+    report = await settled_verification(client, release, final_digests)
+    raise_unless_ok(report)
+    return ReleaseOutcome(
+        references=tuple(
+            ref for image in release.images for ref in finished[image.name].references
+        ),
+        notes=tuple(notes),
+        report=report,
+    )
 
 
 async def settled_verification(
@@ -190,8 +267,6 @@ async def settled_verification(
             note(f"verification found mismatches; checking again in {SETTLE_SECONDS} s")
             await anyio.sleep(SETTLE_SECONDS)
             report = await verify_release(client, release, expected_digests=digests)
-        for line in report.render().splitlines():
-            note(line)
     return report
 
 

@@ -59,6 +59,15 @@ def is_loopback(registry: str) -> bool:
     return is_loopback_ip(host_of(registry))
 
 
+def on_host_loopback(registry: str) -> bool:
+    """Whether ``registry`` names the machine it is asked from: ``localhost`` or a loopback IP.
+
+    The Dagger engine and a module's container each have their own network namespace, so such
+    a registry, running on the host, is reachable from neither.
+    """
+    return host_of(registry) == "localhost" or is_loopback(registry)
+
+
 def repository_path(reference: str) -> str:
     """The repository below the registry host (``steinbeck/x`` of ``ghcr.io/steinbeck/x:1``)."""
     path = reference.split("/", 1)[1]

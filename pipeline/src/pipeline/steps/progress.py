@@ -3,6 +3,9 @@
 The Dagger engine gives a module a tracer provider; spans opened here show up as steps in the
 Dagger TUI and in Dagger Cloud traces, nested under the function call, with their errors. Outside
 an engine (the offline CLI, tests) the OpenTelemetry API's default provider makes them no-ops.
+
+The TUI and ``--progress plain`` show span names only, never span events or attributes: a note
+is a span named by its text, and whatever a user must read also goes into the function's output.
 """
 
 from __future__ import annotations
@@ -24,5 +27,5 @@ def step(name: str, **attributes: str) -> Iterator[trace.Span]:
 
 
 def note(message: str) -> None:
-    """An event on the current step: something worth reading in the trace, not a step itself."""
-    trace.get_current_span().add_event(message)
+    """Something worth reading as it happens: a child span of the current step, named by it."""
+    trace.get_tracer(TRACER_NAME).start_span(message).end()

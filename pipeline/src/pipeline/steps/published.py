@@ -14,7 +14,13 @@ from typing import Any
 
 import anyio
 
-from pipeline.oci import Manifest, RegistryClient, RegistryError
+from pipeline.oci import (
+    Manifest,
+    RegistryClient,
+    RegistryError,
+    config_platform_and_labels,
+    printable,
+)
 from pipeline.rules.labels import VERSION
 from pipeline.rules.plan import PublishedState, ReleasePlan
 from pipeline.rules.references import repository_path
@@ -131,15 +137,28 @@ async def _child_labels(client: RegistryClient, path: str, digest: str) -> dict[
 
 
 async def config_labels(client: RegistryClient, path: str, manifest: Manifest) -> dict[str, str]:
-    """The labels in a manifest's image config ({} when it has none)."""
+    """The labels in a manifest's image config ({} when it has none).
+
+    The config goes through the same shape checks as every document a registry serves
+    (``pipeline.oci.documents``): one of the wrong shape is a RegistryError naming it.
+    """
+    if manifest.is_index:
+        raise RegistryError(
+            f"{path}@{manifest.digest}: an index where an image manifest belongs "
+            "(an index entry that is itself an index); accepted: image manifests"
+        )
     config = manifest.document.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
         raise RegistryError(f"{path}@{manifest.digest}: the manifest has no config descriptor")
     document = await client.get_json_blob(path, config["digest"])
-    labels = (document.get("config") or {}).get("Labels") or {}
-    if not isinstance(labels, dict):
-        raise RegistryError(f"{path}@{manifest.digest}: the config's labels are not an object")
-    return {str(key): str(value) for key, value in labels.items()}
+    try:
+        _, labels = config_platform_and_labels(document)
+    except ValueError as error:
+        raise RegistryError(
+            f"{path}@{manifest.digest}: its image config {config['digest']} is not accepted: "
+            f"{printable(str(error))}"
+        ) from None
+    return labels
 
 
 def _entries(index: Manifest) -> list[dict[str, Any]]:
