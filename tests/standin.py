@@ -299,15 +299,22 @@ class StandInEngine:
         return self.commit_of(chain)
 
     def commit_of(self, chain: list[Field]) -> str:
-        """The commit of a ``git(url).tag(...)`` chain: the stand-in upstream's, or the snapshot's.
+        """The commit of a ``git(url).tag(...)`` (or ``.commit(id)``) chain: the stand-in
+        upstream's, or the snapshot's.
 
-        Fails as the engine does for a tag the upstream repository lacks.
+        Fails as the engine does for a tag the upstream repository lacks, and for a commit id
+        that is not the stand-in upstream's head.
         """
         tags = [step.args["name"] for step in chain if step.name == "tag"]
         if tags and self.upstream_tags is not None and tags[-1] not in self.upstream_tags:
             url = next(step.args["url"] for step in chain if step.name == "git")
             raise engine_error(f"git ref refs/tags/{tags[-1]} not found in {url}")
-        return self.real.commit(chain) if self.real is not None else self.upstream.head()
+        head = self.real.commit(chain) if self.real is not None else self.upstream.head()
+        ids = [step.args["id"] for step in chain if step.name == "commit" and "id" in step.args]
+        if ids and ids[-1] != head:
+            url = next(step.args["url"] for step in chain if step.name == "git")
+            raise engine_error(f"git commit {ids[-1]} not found in {url}")
+        return head
 
     def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
         """``stdout`` of a container's one ``git`` command, run in the mounted checkout.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dagger import dag
 from dagger.client._core import Field
-from pipeline.main import SOURCE_IGNORE, BuildFailedError, Pipeline
+from pipeline.main import BUILD_FILES_IGNORE, SOURCE_IGNORE, BuildFailedError, Pipeline
 from pipeline.rules.catalogue import CATALOGUE, UnknownImageError
 from standin import StandInEngine
 
@@ -90,6 +90,11 @@ async def test_constructor_defaults_to_the_repository_root(
 
     assert constructor["source"]["defaultPath"] == "/"
     assert constructor["source"]["ignore"] == SOURCE_IGNORE
+    # The build files come from beside dagger.json in the module's own repository, even when
+    # it runs as a remote module on another repository's --source.
+    assert constructor["build_files"]["defaultPath"] == "."
+    assert constructor["build_files"]["ignore"] == BUILD_FILES_IGNORE
+    assert constructor["revision"]["defaultValue"] == "null"
     assert constructor["registry"]["defaultValue"] == '"ghcr.io"'
     assert constructor["owner"]["defaultValue"] == '"steinbeck"'
 
@@ -106,7 +111,9 @@ async def test_build_labels_one_variant(monkeypatch: pytest.MonkeyPatch) -> None
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory()).build("api", "linux/arm64", tag="v2.4.0")
+    container = await Pipeline(source=dag.directory(), build_files=dag.directory()).build(
+        "api", "linux/arm64", tag="v2.4.0"
+    )
 
     variant = engine.describe(chain_of(container))
     assert variant.dockerfile == "Dockerfile.api"
@@ -119,7 +126,9 @@ async def test_build_without_tag_leaves_the_version_out(monkeypatch: pytest.Monk
     engine = StandInEngine("127.0.0.1:1", app_sources=True)
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory()).build("worker", "linux/amd64")
+    container = await Pipeline(source=dag.directory(), build_files=dag.directory()).build(
+        "worker", "linux/amd64"
+    )
 
     labels = engine.describe(chain_of(container)).labels
     assert "org.opencontainers.image.version" not in labels
@@ -142,7 +151,7 @@ async def test_build_refuses_what_the_catalogue_lacks(
     engine.install(monkeypatch)
 
     with pytest.raises(UnknownImageError, match=message):
-        await Pipeline(source=dag.directory()).build(image, platform)
+        await Pipeline(source=dag.directory(), build_files=dag.directory()).build(image, platform)
     assert engine.queries == []
 
 
@@ -152,7 +161,7 @@ async def test_builds_check_builds_every_variant_and_pushes_nothing(
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    await Pipeline(source=dag.directory()).builds()
+    await Pipeline(source=dag.directory(), build_files=dag.directory()).builds()
 
     built = {(variant.dockerfile, variant.platform) for variant in engine.builds}
     expected = {(spec.dockerfile, platform) for spec in CATALOGUE for platform in spec.platforms}
@@ -166,4 +175,4 @@ async def test_builds_check_fails_naming_the_broken_variant(
     StandInEngine("127.0.0.1:1", failing_platforms=frozenset({"linux/arm64"})).install(monkeypatch)
 
     with pytest.raises(BuildFailedError, match=r"1 of 3 builds failed.*api linux/arm64"):
-        await Pipeline(source=dag.directory()).builds()
+        await Pipeline(source=dag.directory(), build_files=dag.directory()).builds()

@@ -101,7 +101,9 @@ async def test_a_tag_upstream_lacks_is_refused_naming_the_repository_and_why(
     url = f"https://github.com/{owner}/qm-nmr-calc"
 
     with pytest.raises(ReleaseInputError) as refusal:
-        await Pipeline(source=dag.directory(), registry=registry.host, owner=owner).plan("v2.4.1")
+        await Pipeline(
+            source=dag.directory(), build_files=dag.directory(), registry=registry.host, owner=owner
+        ).plan("v2.4.1")
 
     assert str(refusal.value) == (
         f"tag v2.4.1 cannot be read from {url} (git ref refs/tags/v2.4.1 not found in {url}); "
@@ -116,7 +118,9 @@ async def test_build_without_a_tag_is_labelled_with_upstreams_head(
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory(), owner=owner).build("worker", "linux/amd64")
+    container = await Pipeline(
+        source=dag.directory(), build_files=dag.directory(), owner=owner
+    ).build("worker", "linux/amd64")
 
     labels = engine.describe(list(container._ctx.selections)).labels
     assert (labels[REVISION_LABEL], labels[CREATED_LABEL]) == (REVISION, COMMIT_CREATED)
@@ -132,9 +136,9 @@ async def test_build_at_a_tag_reads_upstream_in_a_step_and_labels_the_owners_sou
     engine.install(monkeypatch)
     url = f"https://github.com/{owner}/qm-nmr-calc"
 
-    container = await Pipeline(source=dag.directory(), owner=owner).build(
-        "worker", "linux/amd64", tag="v2.4.0"
-    )
+    container = await Pipeline(
+        source=dag.directory(), build_files=dag.directory(), owner=owner
+    ).build("worker", "linux/amd64", tag="v2.4.0")
 
     steps = [span.name for span in spans.get_finished_spans() if span.name.startswith("read ")]
     assert steps == [f"read {url} at v2.4.0"]
@@ -148,7 +152,9 @@ async def test_rehearse_labels_every_image_with_the_upstream_commit(
     engine = StandInEngine(registry.host)
     engine.install(monkeypatch)
 
-    await Pipeline(source=dag.directory(), owner=owner).rehearse("v2.4.0")
+    await Pipeline(source=dag.directory(), build_files=dag.directory(), owner=owner).rehearse(
+        "v2.4.0"
+    )
 
     pushed = [variant for _address, variants in engine.pushes for variant in variants]
     assert len(pushed) == 3

@@ -45,9 +45,9 @@ async def publish(registry: RegistryServer, owner: str, tag: str) -> str:
     """``dagger call publish``, inside a step standing for the function call's own span (the
     engine opens one), so the release's notes have a span to land on."""
     with step("publish"):
-        return await Pipeline(source=dag.directory(), registry=registry.host, owner=owner).publish(
-            tag, username="bot", password=dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
-        )
+        return await Pipeline(
+            source=dag.directory(), build_files=dag.directory(), registry=registry.host, owner=owner
+        ).publish(tag, username="bot", password=dag.load_secret_from_id(dagger.SecretID(TOKEN_ID)))
 
 
 def events(spans: InMemorySpanExporter) -> list[str]:

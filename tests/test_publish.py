@@ -47,7 +47,9 @@ def engine(registry_host: str, monkeypatch: pytest.MonkeyPatch) -> StandInEngine
 
 def pipeline_for(registry_host: str, owner: str) -> Pipeline:
     """The module's main object, as ``dagger call --registry ... --owner ...`` makes it."""
-    return Pipeline(source=dag.directory(), registry=registry_host, owner=owner)
+    return Pipeline(
+        source=dag.directory(), build_files=dag.directory(), registry=registry_host, owner=owner
+    )
 
 
 def token() -> dagger.Secret:

@@ -787,7 +787,9 @@ def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandIn
 
 async def publish(registry: RegistryServer, owner: str, tag: str) -> list[str]:
     """``dagger call publish --tag TAG --username bot --password env:...``, one line per tag."""
-    pipeline = Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
+    pipeline = Pipeline(
+        source=dag.directory(), build_files=dag.directory(), registry=registry.host, owner=owner
+    )
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
     output = await pipeline.publish(tag, username="bot", password=secret)
     return output.splitlines()
