@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
+from http import HTTPStatus
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,8 @@ class StandInEngine:
     """Tags the upstream repository has; None: every tag asked for exists."""
     failing_pushes: frozenset[str] = frozenset()
     """Repository names (``qm-nmr-calc-worker``) whose push fails."""
+    push_failure: str = "unexpected status 502 Bad Gateway"
+    """What a failing push says after ``failed to push REF: `` (e.g. a registry's 403)."""
     real: RealBuilder | None = None
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
@@ -416,7 +419,7 @@ class StandInEngine:
             raise engine_error(f"duplicate platform in platform variants: {platforms}")
         self.pushes.append((address, variants))
         if path.rsplit("/", 1)[-1] in self.failing_pushes:
-            raise engine_error(f"failed to push {address}: unexpected status 502 Bad Gateway")
+            raise engine_error(f"failed to push {address}: {self.push_failure}")
         username, password = self._credentials(host, receiver)
         if self.real is not None:
             images = [variant.image for variant in variants]
@@ -426,7 +429,7 @@ class StandInEngine:
             try:
                 digest = await push_variants(client, path, tag, variants)
             except (RegistryError, ConcurrentStepsError) as error:
-                raise engine_error(f"failed to push {address}: {error}") from error
+                raise engine_push_error(address, error) from error
         return f"{address}@{digest}"
 
     def _push_target(self, host: str, service: Any) -> str:
@@ -456,6 +459,22 @@ class StandInEngine:
                 secret = self.expand(list(step.args["secret"]._ctx.selections))
                 found = (step.args["username"], self._plaintext(Field("", "", {}), secret))
         return found
+
+
+def engine_push_error(address: str, error: Exception) -> dagger.QueryError:
+    """The engine's error for a push the registry answered with an error status.
+
+    In containerd's words (``unexpected status: 401 Unauthorized``), not this client's, which
+    would carry the pipeline's own hints into what stands for the engine's message.
+    """
+    causes = error.failures.values() if isinstance(error, ConcurrentStepsError) else [error]
+    statuses = [c.status for c in causes if isinstance(c, RegistryError) and c.status is not None]
+    if not statuses:
+        return engine_error(f"failed to push {address}: {error}")
+    status = HTTPStatus(statuses[0])
+    return engine_error(
+        f"failed to push {address}: unexpected status: {status.value} {status.phrase}"
+    )
 
 
 async def push_variants(

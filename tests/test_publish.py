@@ -314,7 +314,7 @@ async def test_credentials_for_another_host_leave_the_push_anonymous(
 
     monkeypatch.setattr(dagger.Container, "with_registry_auth", for_ghcr)
 
-    with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 unauthorized"):
+    with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 Unauthorized"):
         await pipeline_for(auth_registry.host, owner).publish(
             "v2.4.0", username=auth_registry.username, password=token()
         )
