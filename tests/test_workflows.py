@@ -240,3 +240,15 @@ def test_upstream_release_calls_this_module_on_its_checkout_at_the_tag_s_commit(
         assert env.get(variable[1:]) == expression, flag
     assert flag_value(args, "--password") == "env:GITHUB_TOKEN"
     assert TOKEN_EXPRESSION.fullmatch(str(env.get("GITHUB_TOKEN", "")))
+
+
+def test_ci_image_tests_run_on_the_runner_s_docker_without_installing_another() -> None:
+    """docker.io would replace the runner's Docker CE (containerd.io conflicts with containerd)."""
+    ci = load(WORKFLOWS / "ci.yml")
+    runs = " ".join(str(step.get("run", "")) for step in steps(ci))
+    assert "apt-get" not in runs  # scripts/test installs, without recommends and docker.io
+    (test_step,) = [step for step in steps(ci) if str(step.get("run", "")).endswith("scripts/test")]
+    assert test_step["env"]["IMAGE_TESTS_DOCKER_HOST"] == "unix:///var/run/docker.sock"
+    preserved = re.search(r"--preserve-env=(\S+)", test_step["run"])
+    assert preserved is not None, "sudo drops the environment the tests need"
+    assert {"CI", "IMAGE_TESTS_DOCKER_HOST"} <= set(preserved.group(1).split(","))
