@@ -26,6 +26,7 @@ BASE_PACKAGES = [
     "apache2-utils",
     "docker-compose",
     "mmdebstrap",
+    "debian-archive-keyring",
     "arch-test",
     "qemu-user-static",
     "binfmt-support",
