@@ -252,3 +252,11 @@ def test_ci_image_tests_run_on_the_runner_s_docker_without_installing_another() 
     preserved = re.search(r"--preserve-env=(\S+)", test_step["run"])
     assert preserved is not None, "sudo drops the environment the tests need"
     assert {"CI", "IMAGE_TESTS_DOCKER_HOST"} <= set(preserved.group(1).split(","))
+
+
+def test_the_adoption_guide_names_the_example_s_one_placeholder() -> None:
+    """The module address is the one name nobody could check: the guide says to replace it."""
+    module = str(publish_step(load(UPSTREAM_RELEASE))["with"]["module"])
+    guide = (ROOT / "docs" / "adopting.md").read_text()
+    assert f"`module: {module}`" in guide
+    assert "docs/adopting.md" in UPSTREAM_RELEASE.read_text()
