@@ -19,6 +19,8 @@ from pipeline.rules.labels import normalize_created
 from pipeline.rules.versions import ReleaseInputError
 from standin import CREATED, REVISION, StandInEngine, repository_files
 
+from pipeline import main
+
 pytestmark = pytest.mark.anyio
 
 MODULE_FILES_MARKER = "module-files"
@@ -177,3 +179,19 @@ async def test_revision_without_a_checkout_is_refused(monkeypatch: pytest.Monkey
     with pytest.raises(ReleaseInputError, match="this --source has none, so the commit of"):
         await pipeline.build("api", "linux/amd64", tag="v2.4.0")
     assert [chain[-1].name for chain in engine.queries] == ["exists"]
+
+
+async def test_a_build_directory_is_laid_over_as_a_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An entry of DOCKER_FILES that ends with ``/`` is a directory of build files."""
+    StandInEngine("127.0.0.1:1", app_sources=True).install(monkeypatch)
+    monkeypatch.setattr(main, "DOCKER_FILES", ("Dockerfile.api", "worker/"))
+    pipeline = Pipeline(source=dag.directory(), build_files=module_files())
+
+    context, _ = await pipeline._context("v2.4.0")
+
+    laid = [(step.name, step.args["path"]) for step in chain_of(context)[1:]]
+    assert laid == [("withFile", "Dockerfile.api"), ("withDirectory", "worker/")]
+    directory = chain_of(chain_of(context)[-1].args["source"])
+    assert (directory[-1].name, directory[-1].args["path"]) == ("directory", "worker/")

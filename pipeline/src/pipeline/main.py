@@ -106,7 +106,7 @@ class Pipeline:
         Doc(
             "Build context: the repository root by default. Without the application's "
             "sources in it, the upstream repository at the release tag is used. Either way "
-            "the Dockerfiles and .dockerignore are --build-files'."
+            "the Dockerfiles and .dockerignore come from --build-files."
         ),
         DefaultPath("/"),
         Ignore(SOURCE_IGNORE),
