@@ -34,7 +34,9 @@ async def publish_once(registry: str, build_seconds: float, owner: str) -> float
     engine = StandInEngine(registry, build_seconds=build_seconds, secrets={TOKEN_ID: "t"})
     with pytest.MonkeyPatch.context() as patch:
         engine.install(patch)
-        pipeline = Pipeline(source=dag.directory(), registry=registry, owner=owner)
+        pipeline = Pipeline(
+            source=dag.directory(), build_files=dag.directory(), registry=registry, owner=owner
+        )
         secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
         start = time.perf_counter()
         await pipeline.publish("v1.0.0", username="bench", password=secret)

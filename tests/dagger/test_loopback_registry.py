@@ -41,7 +41,9 @@ def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandIn
 
 def pipeline_for(registry: str, owner: str) -> Pipeline:
     """``dagger call --registry REGISTRY --owner OWNER``."""
-    return Pipeline(source=dag.directory(), registry=registry, owner=owner)
+    return Pipeline(
+        source=dag.directory(), registry=registry, owner=owner, build_files=dag.directory()
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:5000", "localhost:5000", "[::1]:5000"])

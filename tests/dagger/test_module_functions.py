@@ -18,6 +18,7 @@ from dagger import dag
 from dagger.client._core import Field
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pipeline.main import (
+    BUILD_FILES_IGNORE,
     SOURCE_IGNORE,
     BuildFailedError,
     Pipeline,
@@ -109,6 +110,11 @@ async def test_constructor_defaults_to_the_repository_root(
 
     assert constructor["source"]["defaultPath"] == "/"
     assert constructor["source"]["ignore"] == SOURCE_IGNORE
+    # The build files come from beside dagger.json in the module's own repository, even when
+    # it runs as a remote module on another repository's --source.
+    assert constructor["build_files"]["defaultPath"] == "."
+    assert constructor["build_files"]["ignore"] == BUILD_FILES_IGNORE
+    assert constructor["revision"]["defaultValue"] == "null"
     assert constructor["registry"]["defaultValue"] == '"ghcr.io"'
     assert constructor["owner"]["defaultValue"] == '"steinbeck"'
 
@@ -125,7 +131,9 @@ async def test_build_labels_one_variant(monkeypatch: pytest.MonkeyPatch) -> None
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory()).build("api", "linux/arm64", tag="v2.4.0")
+    container = await Pipeline(source=dag.directory(), build_files=dag.directory()).build(
+        "api", "linux/arm64", tag="v2.4.0"
+    )
 
     variant = engine.describe(chain_of(container))
     assert variant.dockerfile == "Dockerfile.api"
@@ -138,7 +146,9 @@ async def test_build_without_tag_leaves_the_version_out(monkeypatch: pytest.Monk
     engine = StandInEngine("127.0.0.1:1", app_sources=True)
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory()).build("worker", "linux/amd64")
+    container = await Pipeline(source=dag.directory(), build_files=dag.directory()).build(
+        "worker", "linux/amd64"
+    )
 
     labels = engine.describe(chain_of(container)).labels
     assert "org.opencontainers.image.version" not in labels
@@ -161,7 +171,7 @@ async def test_build_refuses_what_the_catalogue_lacks(
     engine.install(monkeypatch)
 
     with pytest.raises(UnknownImageError, match=message):
-        await Pipeline(source=dag.directory()).build(image, platform)
+        await Pipeline(source=dag.directory(), build_files=dag.directory()).build(image, platform)
     assert engine.queries == []
 
 
@@ -171,7 +181,7 @@ async def test_builds_check_builds_every_variant_and_pushes_nothing(
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    await Pipeline(source=dag.directory()).builds()
+    await Pipeline(source=dag.directory(), build_files=dag.directory()).builds()
 
     built = {(variant.dockerfile, variant.platform) for variant in engine.builds}
     expected = {(spec.dockerfile, platform) for spec in CATALOGUE for platform in spec.platforms}
@@ -185,7 +195,7 @@ async def test_builds_check_fails_naming_the_broken_variant(
     StandInEngine("127.0.0.1:1", failing_platforms=frozenset({"linux/arm64"})).install(monkeypatch)
 
     with pytest.raises(BuildFailedError, match=r"1 of 3 builds failed.*api linux/arm64"):
-        await Pipeline(source=dag.directory()).builds()
+        await Pipeline(source=dag.directory(), build_files=dag.directory()).builds()
 
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -262,7 +272,9 @@ async def test_a_tag_upstream_lacks_is_refused_naming_the_repository_and_why(
     url = f"https://github.com/{owner}/qm-nmr-calc"
 
     with pytest.raises(ReleaseInputError) as refusal:
-        await Pipeline(source=dag.directory(), registry=registry.host, owner=owner).plan("v2.4.1")
+        await Pipeline(
+            source=dag.directory(), registry=registry.host, owner=owner, build_files=dag.directory()
+        ).plan("v2.4.1")
 
     assert str(refusal.value) == (
         f"tag v2.4.1 cannot be read from {url} "
@@ -278,7 +290,9 @@ async def test_build_without_a_tag_is_labelled_with_upstreams_head(
     engine = StandInEngine("127.0.0.1:1")
     engine.install(monkeypatch)
 
-    container = await Pipeline(source=dag.directory(), owner=owner).build("worker", "linux/amd64")
+    container = await Pipeline(
+        source=dag.directory(), owner=owner, build_files=dag.directory()
+    ).build("worker", "linux/amd64")
 
     labels = engine.describe(list(container._ctx.selections)).labels
     assert (labels[REVISION_LABEL], labels[CREATED_LABEL]) == (REVISION, COMMIT_CREATED)
@@ -294,9 +308,9 @@ async def test_build_at_a_tag_reads_upstream_in_a_step_and_labels_the_owners_sou
     engine.install(monkeypatch)
     url = f"https://github.com/{owner}/qm-nmr-calc"
 
-    container = await Pipeline(source=dag.directory(), owner=owner).build(
-        "worker", "linux/amd64", tag="v2.4.0"
-    )
+    container = await Pipeline(
+        source=dag.directory(), owner=owner, build_files=dag.directory()
+    ).build("worker", "linux/amd64", tag="v2.4.0")
 
     steps = [span.name for span in spans.get_finished_spans() if span.name.startswith("read ")]
     assert steps == [f"read {url} at v2.4.0"]
@@ -310,7 +324,9 @@ async def test_rehearse_labels_every_image_with_the_upstream_commit(
     engine = StandInEngine(registry.host)
     engine.install(monkeypatch)
 
-    await Pipeline(source=dag.directory(), owner=owner).rehearse("v2.4.0")
+    await Pipeline(source=dag.directory(), owner=owner, build_files=dag.directory()).rehearse(
+        "v2.4.0"
+    )
 
     pushed = [variant for _address, variants in engine.pushes for variant in variants]
     assert len(pushed) == 3

@@ -59,7 +59,9 @@ def engine(registry_host: str, monkeypatch: pytest.MonkeyPatch) -> StandInEngine
 
 def pipeline_for(registry_host: str, owner: str) -> Pipeline:
     """The module's main object, as ``dagger call --registry ... --owner ...`` makes it."""
-    return Pipeline(source=dag.directory(), registry=registry_host, owner=owner)
+    return Pipeline(
+        source=dag.directory(), build_files=dag.directory(), registry=registry_host, owner=owner
+    )
 
 
 def token() -> dagger.Secret:
@@ -351,7 +353,7 @@ async def test_credentials_for_another_host_leave_the_push_anonymous(
 
     monkeypatch.setattr(dagger.Container, "with_registry_auth", for_ghcr)
 
-    with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 unauthorized"):
+    with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 Unauthorized"):
         await pipeline_for(auth_registry.host, owner).publish(
             "v2.4.0", username=auth_registry.username, password=token()
         )

@@ -55,7 +55,9 @@ async def upstream_state(registry: RegistryServer, owner: str) -> dict[str, str]
 
 def pipeline_for(registry: RegistryServer, owner: str) -> Pipeline:
     """``dagger call --registry ... --owner ...``."""
-    return Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
+    return Pipeline(
+        source=dag.directory(), build_files=dag.directory(), registry=registry.host, owner=owner
+    )
 
 
 async def publish(registry: RegistryServer, owner: str, tag: str, **options: bool) -> list[str]:

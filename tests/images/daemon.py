@@ -9,6 +9,11 @@ own and publishes it on a loopback port only. Debian's own client ``/usr/bin/doc
 Both context managers undo exactly what they did, and only that: the daemon is stopped by its
 PID and its directories deleted; the binfmt_misc mount and the qemu-aarch64 registration are
 undone only when this process made them.
+
+Where Docker is installed already and must stay (GitHub's runner has Docker CE, which Debian's
+``docker.io`` would conflict with), ``IMAGE_TESTS_DOCKER_HOST=unix:///PATH`` points the tests at
+that running daemon instead: nothing is started or stopped then, and what the tests build stays
+in it (meant for throwaway machines).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 
 DOCKER_CLIENT = "/usr/bin/docker"
 DOCKERD = "dockerd"
+DAEMON_VARIABLE = "IMAGE_TESTS_DOCKER_HOST"
+"""Names a running daemon (``unix:///var/run/docker.sock``) to use instead of a private one."""
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 QEMU_AARCH64 = "qemu-aarch64"
 READY_TIMEOUT = 60.0
@@ -33,8 +40,8 @@ STOP_TIMEOUT = 60.0
 LOG_TAIL = 3000
 
 REQUIRED_TOOLS: Mapping[str, str] = {
-    DOCKERD: "docker.io",
-    DOCKER_CLIENT: "docker.io",
+    DOCKERD: "docker.io, or Docker CE",
+    DOCKER_CLIENT: "docker.io, or Docker CE",
     "mmdebstrap": "mmdebstrap",
     "arch-test": "arch-test",
     "update-binfmts": "binfmt-support",
@@ -50,12 +57,34 @@ class DaemonError(RuntimeError):
     """The private daemon could not be started, used or stopped."""
 
 
+def running_daemon_socket(environment: Mapping[str, str]) -> Path | None:
+    """The socket ``IMAGE_TESTS_DOCKER_HOST`` names, or None when it is unset or empty."""
+    value = environment.get(DAEMON_VARIABLE, "")
+    if not value:
+        return None
+    if not value.startswith("unix:///"):
+        raise ValueError(
+            f"{DAEMON_VARIABLE}={value!r} is not a daemon socket; accepted: unix:///PATH, "
+            "e.g. unix:///var/run/docker.sock"
+        )
+    return Path(value.removeprefix("unix://"))
+
+
 def missing_prerequisites() -> list[str]:
     """Why the image tests cannot run here: one line per missing thing; empty when all is set."""
     missing = []
     if os.geteuid() != 0:
         missing.append("not root: dockerd, mmdebstrap and binfmt_misc need root")
+    try:
+        running = running_daemon_socket(os.environ)
+    except ValueError as error:
+        missing.append(str(error))
+        running = None
+    if running is not None and not running.is_socket():
+        missing.append(f"{DAEMON_VARIABLE} names {running}, which is not a socket")
     for tool, package in REQUIRED_TOOLS.items():
+        if tool == DOCKERD and running is not None:
+            continue  # a daemon runs already: none is started
         if shutil.which(tool) is None:
             missing.append(f"`{tool}` is missing (Debian package {package})")
     return missing
@@ -76,6 +105,10 @@ class Docker:
             "DOCKER_HOST": f"unix://{self.socket}",
             "DOCKER_BUILDKIT": "1",
             "BUILDKIT_PROGRESS": "plain",
+            # Docker CE's `docker build` is buildx, which adds a provenance attestation where the
+            # daemon's image store keeps one: a pushed image would become an index with an
+            # unknown/unknown entry. Debian's 20.10 client ignores this.
+            "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
         }
 
     def run(
@@ -100,6 +133,29 @@ class Docker:
     def inspect(self, template: str, *objects: str) -> str:
         """``docker inspect --format TEMPLATE OBJECTS``, stripped."""
         return self.run("inspect", "--format", template, *objects).stdout.strip()
+
+
+@contextmanager
+def docker_daemon() -> Iterator[Docker]:
+    """The daemon the image tests use: the running one ``IMAGE_TESTS_DOCKER_HOST`` names (left
+    as it is afterwards), or else a private one."""
+    running = running_daemon_socket(os.environ)
+    if running is None:
+        with private_daemon() as docker:
+            yield docker
+        return
+    docker = Docker(running)
+    try:
+        answer = docker.run("version", check=False, timeout=READY_TIMEOUT)
+        output = (answer.stdout + answer.stderr)[-LOG_TAIL:] if answer.returncode else ""
+    except subprocess.TimeoutExpired:
+        answer, output = None, f"no answer within {READY_TIMEOUT} s"
+    if answer is None or answer.returncode != 0:
+        raise DaemonError(
+            f"the daemon {DAEMON_VARIABLE} names ({running}) does not answer `docker version`:\n"
+            f"{output}"
+        )
+    yield docker
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """Everything a real image build needs on this machine, set up and torn down in one place.
 
-``image_environment`` starts QEMU's arm64 emulation, a private dockerd, a loopback registry with
-the base-image stand-ins and a loopback file server with the download stand-ins, and yields the
-daemon's client and the build arguments that point the Dockerfiles at those stand-ins. The image
-tests, the real-build stand-in engine and ``bench/image_build.py`` all use it.
+``image_environment`` starts QEMU's arm64 emulation, a private dockerd (or uses the running one
+``IMAGE_TESTS_DOCKER_HOST`` names), a loopback registry with the base-image stand-ins and a
+loopback file server with the download stand-ins, and yields the daemon's client and the build
+arguments that point the Dockerfiles at those stand-ins. The image tests, the real-build
+stand-in engine and ``bench/image_build.py`` all use it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.images import artifacts, standins
-from tests.images.daemon import Docker, arm64_emulation, private_daemon
+from tests.images.daemon import Docker, arm64_emulation, docker_daemon
 from tests.support.registry_server import RegistryServer
 
 
@@ -50,7 +51,7 @@ def image_environment(cache: Path) -> Iterator[ImageEnvironment]:
     downloads.mkdir(parents=True, exist_ok=True)
     with (
         arm64_emulation(),
-        private_daemon() as docker,
+        docker_daemon() as docker,
         RegistryServer() as registry,
         artifacts.serve_files(downloads) as base_url,
     ):

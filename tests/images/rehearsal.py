@@ -52,7 +52,9 @@ def publish(builder: RealBuilder, registry: str, tag: str) -> Release:
     engine = StandInEngine(registry, secrets={TOKEN_ID: TOKEN}, real=builder)
 
     async def call() -> str:
-        pipeline = Pipeline(source=dag.directory(), registry=registry, owner=OWNER)
+        pipeline = Pipeline(
+            source=dag.directory(), build_files=dag.directory(), registry=registry, owner=OWNER
+        )
         secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
         return await pipeline.publish(tag, username="bot", password=secret)
 

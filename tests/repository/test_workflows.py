@@ -1,7 +1,9 @@
 """The GitHub workflows stay thin, pinned and least-privileged.
 
 The release workflow only hands the tag, the actor and the token to `dagger call publish`; CI runs
-`scripts/test` and `dagger check`. These tests read the YAML files and hold them to those rules.
+`scripts/test` and `dagger check`; the example upstream adds (`examples/upstream-release.yml`)
+calls this repository as a remote module on upstream's checkout. These tests read the YAML
+files and hold them to those rules.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 RELEASE = WORKFLOWS / "release.yml"
+EXAMPLES = ROOT / "examples"
+UPSTREAM_RELEASE = EXAMPLES / "upstream-release.yml"
+TEST_SCRIPT = ROOT / "scripts" / "test"
+REMOTE_MODULE = re.compile(r"^github\.com/[^/@\s]+/[^/@\s]+@[^\s]+$")
 DAGGER_ACTION = "dagger/dagger-for-github"
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 TOKEN_EXPRESSION = re.compile(r"\$\{\{\s*secrets\.GITHUB_TOKEN\s*\}\}")
@@ -32,7 +38,13 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def workflow_files() -> list[Path]:
-    return sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+    """This repository's workflows and the example workflows it gives others."""
+    return sorted(
+        path
+        for folder in (WORKFLOWS, EXAMPLES)
+        for pattern in ("*.yml", "*.yaml")
+        for path in folder.glob(pattern)
+    )
 
 
 def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,7 +72,16 @@ def publish_step(workflow: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_workflows_exist() -> None:
     names = {path.name for path in workflow_files()}
-    assert {"release.yml", "ci.yml"} <= names
+    assert {"release.yml", "ci.yml", "upstream-release.yml"} <= names
+
+
+def test_the_test_script_lints_every_workflow_and_example() -> None:
+    script = TEST_SCRIPT.read_text().splitlines()
+    (actionlint,) = [line for line in script if line.startswith("actionlint ")]
+    (zizmor,) = [line for line in script if " zizmor " in f" {line} "]
+    for line in (actionlint, zizmor):
+        assert ".github/workflows" in line, line
+        assert "examples/*.yml" in line, line
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
@@ -165,3 +186,77 @@ def test_the_token_appears_only_in_step_env(path: Path) -> None:
     everywhere = len(TOKEN_EXPRESSION.findall(path.read_text()))
     assert everywhere == in_env, f"{path.name}: the token is used outside a step's env"
     assert "secrets." not in path.read_text().replace("secrets.GITHUB_TOKEN", "")
+
+
+def args_of(step: dict[str, Any]) -> list[str]:
+    """The step's `dagger call` arguments, split as bash splits them (quotes dropped)."""
+    return [arg.strip('"') for arg in str(step["with"]["args"]).split()]
+
+
+def flag_value(args: list[str], flag: str) -> str:
+    """The one value ``flag`` is given."""
+    assert args.count(flag) == 1, f"{flag} missing or repeated"
+    return args[args.index(flag) + 1]
+
+
+def test_upstream_release_runs_on_v_tags_with_least_privilege() -> None:
+    upstream = load(UPSTREAM_RELEASE)
+    assert upstream["on"] == {"push": {"tags": ["v*"]}}
+    assert upstream["concurrency"] == {
+        "group": "release-${{ github.ref_name }}",
+        "cancel-in-progress": False,
+    }
+    assert len(upstream["jobs"]) == 1
+    for job in upstream["jobs"].values():
+        assert effective_permissions(upstream, job) == {"contents": "read", "packages": "write"}
+
+
+def test_upstream_release_is_a_checkout_and_one_pinned_dagger_call() -> None:
+    upstream = load(UPSTREAM_RELEASE)
+    uses = [str(step.get("uses", "")).split("@")[0] for step in steps(upstream)]
+    assert uses == ["actions/checkout", DAGGER_ACTION]
+    assert [s["uses"] for s in dagger_steps(upstream)] == [
+        s["uses"] for s in dagger_steps(load(RELEASE))
+    ]
+
+
+def test_upstream_release_calls_this_module_on_its_checkout_at_the_tag_s_commit() -> None:
+    step = publish_step(load(UPSTREAM_RELEASE))
+    assert REMOTE_MODULE.match(str(step["with"]["module"])), step["with"]["module"]
+    args = args_of(step)
+    env = step.get("env", {})
+    assert "${{" not in str(step["with"]["args"])
+    assert args.index("publish") > args.index("--source")  # constructor flags come first
+    assert flag_value(args, "--source") == "."
+    expected = {
+        "--revision": "${{ github.sha }}",
+        "--owner": "${{ github.repository_owner }}",
+        "--tag": "${{ github.ref_name }}",
+        "--username": "${{ github.actor }}",
+    }
+    for flag, expression in expected.items():
+        variable = flag_value(args, flag)
+        assert variable.startswith("$"), flag
+        assert env.get(variable[1:]) == expression, flag
+    assert flag_value(args, "--password") == "env:GITHUB_TOKEN"
+    assert TOKEN_EXPRESSION.fullmatch(str(env.get("GITHUB_TOKEN", "")))
+
+
+def test_ci_image_tests_run_on_the_runner_s_docker_without_installing_another() -> None:
+    """docker.io would replace the runner's Docker CE (containerd.io conflicts with containerd)."""
+    ci = load(WORKFLOWS / "ci.yml")
+    runs = " ".join(str(step.get("run", "")) for step in steps(ci))
+    assert "apt-get" not in runs  # scripts/test installs, without recommends and docker.io
+    (test_step,) = [step for step in steps(ci) if str(step.get("run", "")).endswith("scripts/test")]
+    assert test_step["env"]["IMAGE_TESTS_DOCKER_HOST"] == "unix:///var/run/docker.sock"
+    preserved = re.search(r"--preserve-env=(\S+)", test_step["run"])
+    assert preserved is not None, "sudo drops the environment the tests need"
+    assert {"CI", "IMAGE_TESTS_DOCKER_HOST"} <= set(preserved.group(1).split(","))
+
+
+def test_the_adoption_guide_names_the_example_s_one_placeholder() -> None:
+    """The module address is the one name nobody could check: the guide says to replace it."""
+    module = str(publish_step(load(UPSTREAM_RELEASE))["with"]["module"])
+    guide = (ROOT / "docs" / "adopting.md").read_text()
+    assert f"`module: {module}`" in guide
+    assert "docs/adopting.md" in UPSTREAM_RELEASE.read_text()

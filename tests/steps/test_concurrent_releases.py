@@ -126,7 +126,9 @@ def install_gates(
 
 async def publish(registry: str, owner: str, tag: str) -> list[str]:
     """``dagger call publish --tag TAG``: the references it prints."""
-    pipeline = Pipeline(source=dag.directory(), registry=registry, owner=owner)
+    pipeline = Pipeline(
+        source=dag.directory(), build_files=dag.directory(), registry=registry, owner=owner
+    )
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
     output = await pipeline.publish(tag, username="bot", password=secret)
     return references_of(output)

@@ -115,7 +115,9 @@ async def test_plan_and_publish_refuse_a_malformed_config_naming_it(
     path = f"{owner}/qm-nmr-calc-api"
     async with RegistryClient(registry.host) as client:
         digest, _ = await push_config(client, path, ["latest"], {**PLATFORM, "config": [1]})
-    pipeline = Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
+    pipeline = Pipeline(
+        source=dag.directory(), registry=registry.host, owner=owner, build_files=dag.directory()
+    )
 
     with pytest.raises(RegistryError) as refused:
         await pipeline.plan("v2.4.0")

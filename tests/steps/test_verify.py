@@ -796,7 +796,9 @@ def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandIn
 
 async def publish_output(registry: RegistryServer, owner: str, tag: str) -> str:
     """What ``dagger call publish --tag TAG --username bot --password env:...`` prints."""
-    pipeline = Pipeline(source=dag.directory(), registry=registry.host, owner=owner)
+    pipeline = Pipeline(
+        source=dag.directory(), registry=registry.host, owner=owner, build_files=dag.directory()
+    )
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
     return await pipeline.publish(tag, username="bot", password=secret)
 

@@ -58,6 +58,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
+from http import HTTPStatus
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -270,6 +271,8 @@ class StandInEngine:
     """The CLI host's docker credentials by registry host: the fallback of every push."""
     session_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
     """What ``with_registry_auth`` stored for this session, by host."""
+    push_failure: str = "unexpected status 502 Bad Gateway"
+    """What a failing push says after ``failed to push REF: `` (e.g. a registry's 403)."""
     real: RealBuilder | None = None
     queries: list[list[Field]] = field(default_factory=list)
     builds: list[Variant] = field(default_factory=list)
@@ -378,12 +381,19 @@ class StandInEngine:
         return self.commit_of(chain)
 
     def commit_of(self, chain: list[Field]) -> str:
-        """The commit of a ``git(url).tag(...)`` chain: the stand-in upstream's, or the snapshot's.
+        """The commit of a ``git(url).tag(...)`` (or ``.commit(id)``) chain: the stand-in
+        upstream's, or the snapshot's.
 
-        Fails as the engine does for a tag the upstream repository lacks.
+        Fails as the engine does for a tag the upstream repository lacks, and for a commit id
+        that is not the stand-in upstream's head.
         """
         self._check_tags(chain)
-        return self.real.commit(chain) if self.real is not None else self.upstream.head()
+        head = self.real.commit(chain) if self.real is not None else self.upstream.head()
+        ids = [step.args["id"] for step in chain if step.name == "commit" and "id" in step.args]
+        if ids and ids[-1] != head:
+            url = next(step.args["url"] for step in chain if step.name == "git")
+            raise engine_error(f"git commit {ids[-1]} not found in {url}")
+        return head
 
     def _check_tags(self, chain: list[Field]) -> None:
         """Fail as the engine does if ``chain`` reads a tag the upstream repository lacks."""
@@ -490,7 +500,7 @@ class StandInEngine:
             raise engine_error(f"duplicate platform in platform variants: {platforms}")
         self.pushes.append((address, variants))
         if path.rsplit("/", 1)[-1] in self.failing_pushes:
-            raise engine_error(f"failed to push {address}: unexpected status 502 Bad Gateway")
+            raise engine_error(f"failed to push {address}: {self.push_failure}")
         username, password = self._credentials(host)
         if self.real is not None:
             images = [variant.image for variant in variants]
@@ -500,7 +510,7 @@ class StandInEngine:
             try:
                 digest = await push_variants(client, path, tag, variants)
             except (RegistryError, ConcurrentStepsError) as error:
-                raise engine_error(f"failed to push {address}: {error}") from error
+                raise engine_push_error(address, error) from error
         return f"{address}@{digest}"
 
     def _push_target(self, host: str, service: Any) -> str:
@@ -542,6 +552,22 @@ class StandInEngine:
         """The user and password a push to ``host`` goes with: the session's, the CLI's, or none."""
         found = self.session_credentials.get(host) or self.host_credentials.get(host)
         return found if found is not None else (None, None)
+
+
+def engine_push_error(address: str, error: Exception) -> dagger.QueryError:
+    """The engine's error for a push the registry answered with an error status.
+
+    In containerd's words (``unexpected status: 401 Unauthorized``), not this client's, which
+    would carry the pipeline's own hints into what stands for the engine's message.
+    """
+    causes = error.failures.values() if isinstance(error, ConcurrentStepsError) else [error]
+    statuses = [c.status for c in causes if isinstance(c, RegistryError) and c.status is not None]
+    if not statuses:
+        return engine_error(f"failed to push {address}: {error}")
+    status = HTTPStatus(statuses[0])
+    return engine_error(
+        f"failed to push {address}: unexpected status: {status.value} {status.phrase}"
+    )
 
 
 async def push_variants(

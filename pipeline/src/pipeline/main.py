@@ -7,6 +7,7 @@ pushes, finishing) or ``pipeline.steps.verify``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
@@ -48,7 +49,13 @@ APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
 
 DOCKER_FILES = (*(spec.dockerfile for spec in CATALOGUE), ".dockerignore")
-"""Files of this repository laid over the upstream sources when those are the context."""
+"""This module's build files (a directory ends with ``/``), laid over every build context."""
+
+BUILD_FILES_IGNORE = ["*", *(f"!{name.rstrip('/')}" for name in DOCKER_FILES)]
+"""Keeps only ``DOCKER_FILES`` of the module's own directory."""
+
+REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A full commit id: SHA-1, or SHA-256 for repositories that use it; lowercase."""
 
 REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
@@ -123,12 +130,31 @@ class Pipeline:
         dagger.Directory,
         Doc(
             "Build context: the repository root by default. Without the application's "
-            "sources in it, the upstream repository at the release tag is used, with the "
-            "Dockerfiles of this one."
+            "sources in it, the upstream repository at the release tag is used. Either way "
+            "the Dockerfiles and .dockerignore come from --build-files."
         ),
         DefaultPath("/"),
         Ignore(SOURCE_IGNORE),
     ]
+    build_files: Annotated[
+        dagger.Directory,
+        Doc(
+            "This module's Dockerfiles and .dockerignore, laid over the build context: by "
+            "default read beside dagger.json, in this module's own repository even when it "
+            "is called as a remote module with another --source"
+        ),
+        # "." is the directory of dagger.json in the module's own context (its git repository
+        # at the ref called), never the caller's; "/" would be that repository's root.
+        DefaultPath("."),
+        Ignore(BUILD_FILES_IGNORE),
+    ]
+    revision: Annotated[
+        str | None,
+        Doc(
+            "Full commit id of --source when it is a checkout of upstream (in a workflow: "
+            "$GITHUB_SHA); labels the images with it and its commit time, read from upstream"
+        ),
+    ] = None
     registry: Annotated[
         str,
         Doc(
@@ -145,6 +171,8 @@ class Pipeline:
             self,
             *,
             source: dagger.Directory,
+            build_files: dagger.Directory,
+            revision: str | None = None,
             registry: str = DEFAULT_REGISTRY,
             owner: str = DEFAULT_OWNER,
         ) -> None: ...
@@ -393,18 +421,55 @@ class Pipeline:
         return await read_release_state(client, skeleton)
 
     async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
-        """The build context and its commit: local sources, or upstream at ``tag``."""
+        """The build context and its commit, with this module's build files laid over it.
+
+        Local sources (``--source`` holds the application) are used as they are, with the
+        commit ``--revision`` names if given; otherwise upstream's repository at ``tag``.
+        """
         if await self.source.exists(APP_MARKER):
-            return self.source, Commit()
-        url = f"https://github.com/{normalize_owner(self.owner)}/{PROJECT}"
+            return self._with_build_files(self.source), await self._source_commit()
+        url = self._upstream_url
+        if self.revision is not None:
+            raise ReleaseInputError(
+                f"--revision names the commit of a --source checkout that holds the "
+                f"application ({APP_MARKER}); this --source has none, so the commit of "
+                f"{url} at the release tag is used: drop --revision or pass --source"
+            )
         repo = dag.git(url)
         ref = repo.tag(tag) if tag is not None else repo.head()
         with step(f"read {url} at {tag or 'HEAD'}"):
             commit = await upstream_commit(ref, url, tag)
-        tree = ref.tree()
+        return self._with_build_files(ref.tree()), commit
+
+    async def _source_commit(self) -> Commit:
+        """The commit ``--revision`` names, read from upstream; none without ``--revision``."""
+        if self.revision is None:
+            return Commit()
+        revision = check_revision(self.revision)
+        url = self._upstream_url
+        with step(f"read {url} at {revision}"):
+            try:
+                return await commit_of(dag.git(url).commit(revision))
+            except dagger.QueryError as error:
+                raise ReleaseInputError(
+                    f"commit {revision} cannot be read from {url} ({first_line(error)}); "
+                    "--revision must name the commit --source was checked out at, which "
+                    "upstream's repository must hold"
+                ) from error
+
+    def _with_build_files(self, tree: dagger.Directory) -> dagger.Directory:
+        """``tree`` with this module's ``DOCKER_FILES`` in place of any of its own."""
         for name in DOCKER_FILES:
-            tree = tree.with_file(name, self.source.file(name))
-        return tree, commit
+            if name.endswith("/"):
+                tree = tree.with_directory(name, self.build_files.directory(name))
+            else:
+                tree = tree.with_file(name, self.build_files.file(name))
+        return tree
+
+    @property
+    def _upstream_url(self) -> str:
+        """Upstream's repository for this module's owner."""
+        return f"https://github.com/{normalize_owner(self.owner)}/{PROJECT}"
 
 
 class UnreachableRegistryError(RuntimeError):
@@ -431,6 +496,16 @@ async def upstream_commit(ref: dagger.GitRef, url: str, tag: str | None) -> Comm
             f"tag {tag} cannot be read from {url} ({engine_failure(error)}); the images are built "
             "from upstream's sources at the release tag, so the tag must exist there first"
         ) from error
+
+
+def check_revision(revision: str) -> str:
+    """``revision`` if it is a full, lowercase commit id; else an error saying what is accepted."""
+    if REVISION.fullmatch(revision) is None:
+        raise ReleaseInputError(
+            f"--revision {revision[:80]!r} is not a full commit id; accepted: 40 (or 64) "
+            "lowercase hexadecimal digits, e.g. from `git rev-parse HEAD` or $GITHUB_SHA"
+        )
+    return revision
 
 
 def require_credentials(

@@ -11,6 +11,7 @@ the TUI shows span names only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,7 @@ import anyio
 import dagger
 from dagger import dag
 
-from pipeline.oci import RegistryClient, safe_line
+from pipeline.oci import WRITE_ACCESS_HINT, RegistryClient, safe_line
 from pipeline.rules.plan import ImagePlan, ReleasePlan
 from pipeline.steps.concurrency import first_line, gather
 from pipeline.steps.finishing import digest_of, finish_image
@@ -32,6 +33,14 @@ GIT_IMAGE = "alpine/git:v2.49.1"
 SETTLE_CHECKS = 3
 SETTLE_SECONDS = 1.0
 """How often, and how far apart, a failed final verification is repeated before it counts."""
+
+
+REFUSED_PUSH = re.compile(r"\b(?:401|403)\b|unauthorized|forbidden|denied", re.IGNORECASE)
+"""How an engine's push error reads when the registry refused the credentials or the write."""
+
+
+class PushRefusedError(RuntimeError):
+    """The registry refused a push: the credentials, or their write access to the package."""
 
 
 class BuildFailedError(RuntimeError):
@@ -143,6 +152,14 @@ def build_variant(
     return container
 
 
+def refused_push(error: dagger.QueryError) -> PushRefusedError | None:
+    """For a push the registry refused, the same error with what to check; else None."""
+    cause = first_line(error)
+    if REFUSED_PUSH.search(cause) is None:
+        return None
+    return PushRefusedError(f"{cause}; {WRITE_ACCESS_HINT}")
+
+
 def release_variants(release: ReleasePlan, context: dagger.Directory) -> Variants:
     """The variants a release builds: every platform of every image not already published."""
     return {
@@ -198,11 +215,17 @@ async def push_versions(
             note(f"{reference} already holds this release: not pushed again")
             return image.kept_digest
         with step(f"push {reference}", platforms=", ".join(image.platforms)):
-            published = await auth.publish(
-                reference,
-                platform_variants=[variants[(image.name, p)] for p in image.platforms],
-                registry_service=registry_service,
-            )
+            try:
+                published = await auth.publish(
+                    reference,
+                    platform_variants=[variants[(image.name, p)] for p in image.platforms],
+                    registry_service=registry_service,
+                )
+            except dagger.QueryError as error:
+                refused = refused_push(error)
+                if refused is None:
+                    raise
+                raise refused from error
         return digest_of(published)
 
     return await gather({image.name: partial(push, image) for image in release.images})

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pipeline.oci.documents import platform_of as platform_of
     from pipeline.oci.text import printable as printable
     from pipeline.oci.text import safe_line as safe_line
+    from pipeline.oci.transport import WRITE_ACCESS_HINT as WRITE_ACCESS_HINT
 
 SURFACE = {
     "Manifest": "pipeline.oci.client",
@@ -35,10 +36,12 @@ SURFACE = {
     "platform_of": "pipeline.oci.documents",
     "printable": "pipeline.oci.text",
     "safe_line": "pipeline.oci.text",
+    "WRITE_ACCESS_HINT": "pipeline.oci.transport",
 }
 """Each public name and the module that defines it."""
 
 __all__ = [
+    "WRITE_ACCESS_HINT",
     "Manifest",
     "RegistryClient",
     "RegistryError",

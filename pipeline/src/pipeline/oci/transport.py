@@ -42,6 +42,12 @@ _HINTS = {
     "a token with packages: write",
 }
 _HINT_NO_CREDENTIALS = "the registry wants credentials: give --username/--password"
+WRITE_ACCESS_HINT = (
+    "the token may not write this package: on GHCR, the package's settings must list the "
+    'repository the workflow runs in under "Manage Actions access" with the Write role, or '
+    "the token must be a personal access token (classic) with write:packages"
+)
+"""What to check when a registry refuses a write (a push, a tag, a push-scope token)."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,7 @@ class RegistrySession:
                 await anyio.sleep(wait)
                 answer = await self._authorized(call)
         if answer.status not in ok:
-            raise self.status_error(answer, operation)
+            raise self.status_error(answer, operation, writing=_writes(call.scope))
         return answer
 
     def _retry_wait(self, answer: Answer, pause: float) -> float:
@@ -337,7 +343,7 @@ class RegistrySession:
         url = request.url.copy_merge_params(request.params)
         answer = await self._send(token_call, url, with_auth=False)
         if answer.status != 200:
-            raise self.status_error(answer, operation)
+            raise self.status_error(answer, operation, writing=_writes(call.scope))
         try:
             token = token_of(parse_json_object(answer.body, what="token answer"))
         except ValueError as exc:
@@ -368,14 +374,22 @@ class RegistrySession:
         safe = scrub(printable(scrub(text)))
         return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
-    def status_error(self, answer: Answer, operation: str) -> RegistryError:
-        """A RegistryError for an unexpected status, with the registry's error codes and a hint."""
+    def status_error(
+        self, answer: Answer, operation: str, *, writing: bool = False
+    ) -> RegistryError:
+        """A RegistryError for an unexpected status, with the registry's error codes and a hint.
+
+        ``writing``: the request (or its token request) asked for push access; a refusal then
+        says which access to check.
+        """
         status = answer.status
         code, detail = self.error_code_and_detail(answer)
         reason = self.server_text(answer.response.reason_phrase.lower(), 60) or "error"
         hint = _HINTS.get(status)
         if status == 401 and not self.credentials.given:
             hint = _HINT_NO_CREDENTIALS
+        elif status in (401, 403) and writing:
+            hint = f"{_HINTS[401]}; {WRITE_ACCESS_HINT}" if status == 401 else WRITE_ACCESS_HINT
         text = f"{status} {reason}"
         if hint:
             text += f" ({hint})"
@@ -389,6 +403,11 @@ class RegistrySession:
         """A RegistryError ``registry R: OPERATION failed: WHAT``, one line, with no secret."""
         message = f"registry {self.registry}: {operation} failed: {what}"
         return RegistryError(self.credentials.scrub(printable(message)), status=status, code=code)
+
+
+def _writes(scope: str) -> bool:
+    """Whether a ``repository:NAME:ACTIONS`` scope asks for push access."""
+    return "push" in scope.rsplit(":", 1)[-1].split(",")
 
 
 async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
