@@ -58,6 +58,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 """Beside the repository, as CI lays it out."""
 SERVICE_DOMAIN = "standin.internal"
+WORKER_LOCK = "worker/conda.lock"
 """Service endpoints are names in this domain (as the engine's session domain), resolved to
 127.0.0.1 for the test process only: a name, never ``localhost``, as on the engine."""
 
@@ -191,6 +192,9 @@ class StandInEngine:
     """Whether the module's source directory is the application's tree (upstream's files) or,
     as by default, this repository's; ``Directory.exists`` answers from the real file list."""
     upstream: StandInUpstream = field(default_factory=StandInUpstream)
+    added_source_files: frozenset[str] = frozenset({WORKER_LOCK})
+    """Files the module's source has beyond the real ones: by default the worker's lock, which
+    every build needs and this repository does not hold yet (a test of its absence drops it)."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     upstream_tags: frozenset[str] | None = None
     """Tags the upstream repository has; None: every tag asked for exists."""
@@ -354,6 +358,7 @@ class StandInEngine:
         if [step.name for step in chain] != ["directory"]:
             raise NotImplementedError(f"the stand-in answers exists only on the source: {chain}")
         files = upstream_files() if self.app_sources else repository_files()
+        files |= self.added_source_files
         path = str(leaf.args["path"]).strip("/")
         return path in files or any(name.startswith(path + "/") for name in files)
 

@@ -43,8 +43,20 @@ __all__ = ["BuildFailedError", "Pipeline"]
 APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
 
-DOCKER_FILES = (*(spec.dockerfile for spec in CATALOGUE), ".dockerignore")
+WORKER_LOCK = "worker/conda.lock"
+"""The worker's conda lock: every package of its scientific stack by URL and SHA-256."""
+WORKER_LOCK_COMMAND = f"dagger call worker-lock export --path {WORKER_LOCK}"
+WORKER_FILES = ("worker/environment.yml", "worker/conda_env.py", "worker/requirements.txt")
+"""The worker's lock spec, installer and the installer's pinned requirements."""
+DOCKER_FILES = (
+    *(spec.dockerfile for spec in CATALOGUE),
+    ".dockerignore",
+    *WORKER_FILES,
+    WORKER_LOCK,
+)
 """Files of this repository laid over the upstream sources when those are the context."""
+LOCK_PYTHON_IMAGE = "python:3.11-slim-bookworm"
+"""Runs the lock maker; the same Python image the Dockerfiles name (pin a digest to pin it)."""
 
 REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
@@ -132,7 +144,7 @@ class Pipeline:
     ) -> str:
         """The release plan of TAG: every image, platform, tag and label, and why."""
         parse_release_tag(tag)
-        _, commit = await self._context(tag)
+        _, commit = await self._context(tag, building=False)
         if existing_tags is not None:
             published = {spec.name: PublishedState(tags=tuple(existing_tags)) for spec in CATALOGUE}
         else:
@@ -205,7 +217,7 @@ class Pipeline:
         """
         parse_release_tag(tag)
         credentials = None if dry_run else require_credentials(username, password)
-        context, commit = await self._context(tag)
+        context, commit = await self._context(tag, building=not dry_run)
         token = await password.plaintext() if password is not None else None
         async with RegistryClient(
             self._host, username=username if token else None, password=token
@@ -230,7 +242,7 @@ class Pipeline:
     ) -> str:
         """Check that the registry serves what the plan of TAG says; fail naming every mismatch."""
         parse_release_tag(tag)
-        _, commit = await self._context(tag)
+        _, commit = await self._context(tag, building=False)
         token = await password.plaintext() if password is not None else None
         async with RegistryClient(
             self._host, username=username if token else None, password=token
@@ -336,8 +348,47 @@ class Pipeline:
         skeleton = make_plan(tag, owner=self.owner, registry=self.registry)  # just the repositories
         return await read_release_state(client, skeleton)
 
-    async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
-        """The build context and its commit: local sources, or upstream at ``tag``."""
+    @uncached_function
+    async def worker_lock(self) -> dagger.File:
+        """Solve worker/environment.yml for linux-64 and linux-aarch64: worker/conda.lock.
+
+        Needs the channel (conda-forge). Review the result and commit it; the worker is built
+        only from it. ``dagger call worker-lock export --path worker/conda.lock``
+        """
+        worker = self.source.directory("worker")
+        return (
+            dag.container()
+            .from_(LOCK_PYTHON_IMAGE)
+            .with_directory("/worker", worker)
+            .with_exec(
+                [
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--require-hashes",
+                    "--only-binary=:all:",
+                    "--requirement=/worker/requirements.txt",
+                ]
+            )
+            .with_exec(
+                ["python", "/worker/conda_env.py", "lock", "/worker/environment.yml", "/conda.lock"]
+            )
+            .file("/conda.lock")
+        )
+
+    async def _context(
+        self, tag: str | None, *, building: bool = True
+    ) -> tuple[dagger.Directory, Commit]:
+        """The build context and its commit: local sources, or upstream at ``tag``.
+
+        A build needs the worker's lock: without it, refused here, before anything is built.
+        """
+        if building and not await self.source.exists(WORKER_LOCK):
+            raise ReleaseInputError(
+                f"{WORKER_LOCK} is missing: the worker image installs NWChem, xTB and CREST "
+                f"only from that lock. Make it with `{WORKER_LOCK_COMMAND}` (it needs "
+                "conda-forge), review and commit it, then build again"
+            )
         if await self.source.exists(APP_MARKER):
             return self.source, Commit()
         url = f"https://github.com/{normalize_owner(self.owner)}/{PROJECT}"
