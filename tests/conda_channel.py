@@ -96,9 +96,10 @@ def write_package(package: Package, directory: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     partial = output.with_name(output.name + ".partial")
-    with bz2.open(partial, "wb", compresslevel=BZ2_LEVEL) as raw, tarfile.open(
-        fileobj=raw, mode="w", format=tarfile.PAX_FORMAT
-    ) as archive:
+    with (
+        bz2.open(partial, "wb", compresslevel=BZ2_LEVEL) as raw,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for name, source in sorted(package.files.items()):
             if isinstance(source, Path):
                 _add_path(archive, name, source)

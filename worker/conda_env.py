@@ -73,7 +73,7 @@ async def make_lock(channels: Sequence[str], specs: Sequence[str]) -> rattler.Lo
         solved = await rattler.solve(
             sources=list(channels),
             specs=list(specs),
-            platforms=[subdir, "noarch"],
+            platforms=[rattler.Platform(subdir), rattler.Platform("noarch")],
             virtual_packages=virtual_packages(),
         )
         for record in solved:
@@ -92,6 +92,10 @@ def locked_records(lock: Path, platform: str) -> list[rattler.RepoDataRecord]:
         )
     environment = rattler.LockFile.from_path(lock).environment(ENVIRONMENT)
     subdir = SUBDIRS[platform]
+    if environment is None:
+        raise LockError(
+            f"{LOCK_PATH} has no environment {ENVIRONMENT!r}; remake it: `{LOCK_COMMAND}`"
+        )
     # rattler answers only for the lock's own platform objects, not for new ones.
     platforms = [locked for locked in environment.platforms() if locked.name == subdir]
     records = environment.conda_repodata_records_for_platform(platforms[0]) if platforms else None
@@ -106,7 +110,9 @@ def locked_records(lock: Path, platform: str) -> list[rattler.RepoDataRecord]:
 def download_verified(record: rattler.RepoDataRecord, directory: Path) -> Path:
     """Download one locked package and check its SHA-256; a mismatch names the package."""
     target = directory / record.file_name
-    with urllib.request.urlopen(record.url, timeout=DOWNLOAD_TIMEOUT) as response:
+    if not record.url.startswith(("https://", "http://")):
+        raise LockError(f"{record.name}: {record.url} is not an HTTP(S) URL")
+    with urllib.request.urlopen(record.url, timeout=DOWNLOAD_TIMEOUT) as response:  # noqa: S310 (checked above)
         target.write_bytes(response.read())
     with target.open("rb") as stream:
         actual = hashlib.file_digest(stream, "sha256").hexdigest()
