@@ -73,14 +73,16 @@ async def test_functions_are_registered_with_their_flags(monkeypatch: pytest.Mon
         "publish",
         "verify",
         "rehearse",
+        "worker_lock",
     }
     assert [name for name, summary in functions.items() if summary["check"]] == [
         "builds",
         "rehearsal",
     ]
-    # Side effects, and reads of live registry state, must never be replayed from the cache.
+    # Side effects, and reads of live registry or channel state, must never be replayed from
+    # the cache.
     uncached = {name for name, summary in functions.items() if summary["cache"] == "Never"}
-    assert uncached == {"plan", "publish", "verify", "rehearse"}
+    assert uncached == {"plan", "publish", "verify", "rehearse", "worker_lock"}
 
 
 async def test_constructor_defaults_to_the_repository_root(
@@ -130,10 +132,10 @@ async def test_build_without_tag_leaves_the_version_out(monkeypatch: pytest.Monk
     ("image", "platform", "message"),
     [
         ("gpu", "linux/amd64", "the catalogue has api, worker"),
-        ("worker", "linux/arm64", "it is built for linux/amd64"),
+        ("worker", "linux/s390x", "it is built for linux/amd64, linux/arm64"),
         ("api", "linux/s390x", "it is built for linux/amd64, linux/arm64"),
     ],
-    ids=["unknown-image", "worker-on-arm64", "unknown-platform"],
+    ids=["unknown-image", "worker-on-s390x", "unknown-platform"],
 )
 async def test_build_refuses_what_the_catalogue_lacks(
     monkeypatch: pytest.MonkeyPatch, image: str, platform: str, message: str
@@ -165,5 +167,7 @@ async def test_builds_check_fails_naming_the_broken_variant(
 ) -> None:
     StandInEngine("127.0.0.1:1", failing_platforms=frozenset({"linux/arm64"})).install(monkeypatch)
 
-    with pytest.raises(BuildFailedError, match=r"1 of 3 builds failed.*api linux/arm64"):
+    with pytest.raises(
+        BuildFailedError, match=r"2 of 4 builds failed.*api linux/arm64.*worker linux/arm64"
+    ):
         await Pipeline(source=dag.directory()).builds()

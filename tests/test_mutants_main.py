@@ -151,7 +151,7 @@ async def test_rehearse_labels_every_image_with_the_upstream_commit(
     await Pipeline(source=dag.directory(), owner=owner).rehearse("v2.4.0")
 
     pushed = [variant for _address, variants in engine.pushes for variant in variants]
-    assert len(pushed) == 3
+    assert len(pushed) == 4
     assert {
         (variant.labels[REVISION_LABEL], variant.labels[CREATED_LABEL]) for variant in pushed
     } == {(REVISION, COMMIT_CREATED)}

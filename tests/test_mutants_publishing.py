@@ -73,6 +73,7 @@ async def test_each_image_is_built_from_its_own_dockerfile(
         ("Dockerfile.api", "linux/amd64"),
         ("Dockerfile.api", "linux/arm64"),
         ("Dockerfile.worker", "linux/amd64"),
+        ("Dockerfile.worker", "linux/arm64"),
     ]
 
 
@@ -85,10 +86,11 @@ async def test_every_failed_build_is_listed_with_why(
         await publish(registry, owner, "v2.4.0")
 
     assert str(failure.value) == (
-        "3 of 3 builds failed, nothing was pushed: "
+        "4 of 4 builds failed, nothing was pushed: "
         "api linux/amd64: process did not complete: linux/amd64; "
         "api linux/arm64: process did not complete: linux/arm64; "
-        "worker linux/amd64: process did not complete: linux/amd64"
+        "worker linux/amd64: process did not complete: linux/amd64; "
+        "worker linux/arm64: process did not complete: linux/arm64"
     )
 
 
@@ -100,7 +102,7 @@ async def test_each_push_is_a_step_naming_its_platforms(
     repository = f"{registry.host}/{owner}/qm-nmr-calc"
     assert spans_named(spans, "push ") == {
         f"push {repository}-api:2.4.0": {"platforms": "linux/amd64, linux/arm64"},
-        f"push {repository}-worker:2.4.0": {"platforms": "linux/amd64"},
+        f"push {repository}-worker:2.4.0": {"platforms": "linux/amd64, linux/arm64"},
     }
 
 

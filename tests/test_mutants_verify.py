@@ -13,7 +13,8 @@ import pytest
 from oci_images import OCI_CONFIG, build_index, push_image, sha256_digest
 from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, RegistryError
 from pipeline.oci.documents import Manifest
-from pipeline.rules.plan import ImagePlan
+from pipeline.rules.catalogue import find_image
+from pipeline.rules.plan import ImagePlan, make_plan
 from pipeline.rules.references import repository_path
 from pipeline.steps.verify import ImageReport, VerifyReport, check_platforms, verify_image
 from registry_server import RegistryServer
@@ -211,7 +212,11 @@ async def test_an_entry_that_is_an_index_is_named_and_the_next_still_checked(
 async def test_a_single_image_whose_config_cannot_be_read_is_named_the_image(
     registry: RegistryServer, owner: str
 ) -> None:
-    worker = plan_for(registry, owner).image("worker")
+    # a one-platform image (the catalogue has none now; the single-manifest path stays)
+    single = replace(find_image("worker"), platforms=("linux/amd64",))
+    worker = make_plan("v2.4.0", owner=owner, registry=registry.host, catalogue=[single]).image(
+        "worker"
+    )
     path = repository_path(worker.repository)
     missing = "sha256:" + "0" * 64
     document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}

@@ -52,7 +52,7 @@ def test_json_shape_exactly() -> None:
                 "name": "worker",
                 "repository": "ghcr.io/steinbeck/qm-nmr-calc-worker",
                 "dockerfile": "Dockerfile.worker",
-                "platforms": ["linux/amd64"],
+                "platforms": ["linux/amd64", "linux/arm64"],
                 "tags": ["2.4.0", "2.4", "latest"],
                 "labels": _labels("worker", "2.4.0"),
             },
@@ -245,8 +245,11 @@ def test_catalogue_descriptions_fit() -> None:
 def test_index_annotations_only_for_multi_platform(
     revision: str | None, created: str | None
 ) -> None:
-    plan = make_plan("v2.4.0", revision=revision, created=created)
-    api, worker = plan.image("api"), plan.image("worker")
+    single = ImageSpec("worker", "Dockerfile.worker", ("linux/amd64",), "one platform")
+    api = make_plan("v2.4.0", revision=revision, created=created).image("api")
+    worker = make_plan("v2.4.0", revision=revision, created=created, catalogue=[single]).image(
+        "worker"
+    )
     assert api.multi_platform
     assert not worker.multi_platform
     assert worker.index_annotations == {}

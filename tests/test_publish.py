@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "ghp_standInTokenThatMustNeverLeak0123456789"
 TOKEN_ID = "secret-release-token"
-PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64"}}
+PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64", "linux/arm64"}}
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -136,7 +136,7 @@ async def test_publish_pushes_what_a_user_pulls(
     assert references == expected_refs
 
 
-async def test_api_is_an_annotated_index_and_worker_a_plain_manifest(
+async def test_api_and_worker_are_annotated_indexes(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
     await publish(registry_host, owner, "v2.4.0")
@@ -144,16 +144,17 @@ async def test_api_is_an_annotated_index_and_worker_a_plain_manifest(
     async with RegistryClient(registry_host) as client:
         api = await client.get_manifest(f"{owner}/qm-nmr-calc-api", "2.4.0")
         worker = await client.get_manifest(f"{owner}/qm-nmr-calc-worker", "2.4.0")
-    assert api.media_type == OCI_INDEX
-    annotations = api.document["annotations"]
-    assert annotations["org.opencontainers.image.description"].startswith("qm-nmr-calc API")
-    assert (
-        annotations["org.opencontainers.image.source"] == f"https://github.com/{owner}/qm-nmr-calc"
-    )
-    assert annotations["org.opencontainers.image.licenses"] == "MIT"
-    assert annotations["org.opencontainers.image.revision"] == REVISION
-    assert worker.media_type != OCI_INDEX
-    assert "manifests" not in worker.document
+    for manifest, description in ((api, "qm-nmr-calc API"), (worker, "qm-nmr-calc worker")):
+        assert manifest.media_type == OCI_INDEX
+        annotations = manifest.document["annotations"]
+        assert annotations["org.opencontainers.image.description"].startswith(description)
+        assert (
+            annotations["org.opencontainers.image.source"]
+            == f"https://github.com/{owner}/qm-nmr-calc"
+        )
+        assert annotations["org.opencontainers.image.licenses"] == "MIT"
+        assert annotations["org.opencontainers.image.revision"] == REVISION
+        assert len(manifest.document["manifests"]) == 2
 
 
 async def test_engine_pushes_each_image_once_under_its_version_tag(
@@ -169,7 +170,7 @@ async def test_engine_pushes_each_image_once_under_its_version_tag(
     pushed_platforms = [
         sorted(variant.platform for variant in variants) for _, variants in engine.pushes
     ]
-    assert pushed_platforms == [["linux/amd64", "linux/arm64"], ["linux/amd64"]]
+    assert pushed_platforms == [["linux/amd64", "linux/arm64"]] * 2
 
 
 async def test_every_variant_is_built_before_anything_is_pushed(
@@ -179,7 +180,7 @@ async def test_every_variant_is_built_before_anything_is_pushed(
 
     leaves = [chain[-1].name for chain in engine.queries]
     first_push = leaves.index("publish")
-    assert leaves[:first_push].count("sync") == 3
+    assert leaves[:first_push].count("sync") == 4
     assert "sync" not in leaves[first_push:]
     assert engine.built_on_publish == []
 
@@ -494,12 +495,16 @@ async def test_each_step_of_a_release_is_a_span(
         "build api linux/amd64",
         "build api linux/arm64",
         "build worker linux/amd64",
+        "build worker linux/arm64",
     ]
     assert sorted(name for name in names if name.startswith("push ")) == [
         f"push {api}:2.4.0",
         f"push {worker}:2.4.0",
     ]
-    assert [name for name in names if name.startswith("annotate ")] == [f"annotate {api}:2.4.0"]
+    assert sorted(name for name in names if name.startswith("annotate ")) == [
+        f"annotate {api}:2.4.0",
+        f"annotate {worker}:2.4.0",
+    ]
     assert sorted(name for name in names if name.startswith("move ")) == [
         f"move {api}:2.4",
         f"move {api}:latest",

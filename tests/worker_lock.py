@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-CONDA_ENV = Path(__file__).resolve().parents[2] / "worker" / "conda_env.py"
+CONDA_ENV = Path(__file__).resolve().parents[1] / "worker" / "conda_env.py"
 
 
 def conda_env() -> ModuleType:

@@ -73,7 +73,7 @@ async def make_lock(channels: Sequence[str], specs: Sequence[str]) -> rattler.Lo
         solved = await rattler.solve(
             sources=list(channels),
             specs=list(specs),
-            platforms=[rattler.Platform(subdir), rattler.Platform("noarch")],
+            platforms=[rattler.Subdir(subdir), rattler.Subdir("noarch")],
             virtual_packages=virtual_packages(),
         )
         for record in solved:
@@ -111,7 +111,7 @@ def download_verified(record: rattler.RepoDataRecord, directory: Path) -> Path:
     """Download one locked package and check its SHA-256; a mismatch names the package."""
     target = directory / record.file_name
     if not record.url.startswith(("https://", "http://")):
-        raise LockError(f"{record.name}: {record.url} is not an HTTP(S) URL")
+        raise LockError(f"{record.name.normalized}: {record.url} is not an HTTP(S) URL")
     with urllib.request.urlopen(record.url, timeout=DOWNLOAD_TIMEOUT) as response:  # noqa: S310 (checked above)
         target.write_bytes(response.read())
     with target.open("rb") as stream:
@@ -119,8 +119,8 @@ def download_verified(record: rattler.RepoDataRecord, directory: Path) -> Path:
     expected = bytes(record.sha256).hex() if record.sha256 else ""
     if actual != expected:
         raise LockError(
-            f"checksum mismatch: {record.name} {record.version} ({record.url}) has SHA-256 "
-            f"{actual}, but {LOCK_PATH} says {expected}"
+            f"checksum mismatch: {record.name.normalized} {record.version} ({record.url}) has "
+            f"SHA-256 {actual}, but {LOCK_PATH} says {expected}"
         )
     return target
 
@@ -145,7 +145,7 @@ async def install(lock: Path, platform: str, prefix: Path) -> None:
             verified,
             target_prefix=prefix,
             cache_dir=Path(scratch) / "cache",
-            platform=rattler.Platform(SUBDIRS[platform]),
+            platform=rattler.Subdir(SUBDIRS[platform]),
             execute_link_scripts=False,
             show_progress=False,
         )
