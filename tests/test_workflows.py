@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline.rules.catalogue import find_image
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -99,7 +100,8 @@ def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
     runs = [str(step.get("run", "")) for step in steps(ci)]
     assert any(run.strip().endswith(" scripts/test") for run in runs)
     verbs = [step.get("with", {}).get("verb") for step in dagger_steps(ci)]
-    assert verbs == ["check", None]  # None: the action only installs the CLI
+    assert verbs == [None, None, None]  # the action only installs the CLI
+    assert "dagger check" in [run.strip() for run in runs]
     (engine,) = [
         job
         for job in ci["jobs"].values()
@@ -165,3 +167,14 @@ def test_the_token_appears_only_in_step_env(path: Path) -> None:
     everywhere = len(TOKEN_EXPRESSION.findall(path.read_text()))
     assert everywhere == in_env, f"{path.name}: the token is used outside a step's env"
     assert "secrets." not in path.read_text().replace("secrets.GITHUB_TOKEN", "")
+
+
+def test_ci_runs_the_worker_science_natively_on_every_worker_platform() -> None:
+    job = load(WORKFLOWS / "ci.yml")["jobs"]["worker-science"]
+    matrix = job["strategy"]["matrix"]["include"]
+    assert sorted(entry["platform"] for entry in matrix) == sorted(find_image("worker").platforms)
+    runners = {entry["platform"]: entry["runner"] for entry in matrix}
+    assert runners["linux/arm64"].endswith("-arm"), "arm64 builds natively, not emulated"
+    runs = " ".join(str(step.get("run", "")) for step in job["steps"])
+    assert ".ci/worker-science" in runs
+    assert (ROOT / ".ci" / "worker-science").is_file()
