@@ -14,7 +14,7 @@ on 127.0.0.1. Its packages, per subdir (linux-64, linux-aarch64):
   in ``share/nwchem/libraries``.
 - ``xtb 6.5.1``: Debian's xTB with its libraries in ``lib/xtb-standin`` (``$ORIGIN`` run paths)
   and parameters in ``share/xtb`` (the real package: xTB 6.7.1).
-- ``crest 3.0.2``: the FAKE CREST script of ``artifacts.crest_fake`` (no CREST exists here).
+- ``crest 3.0.2``: the FAKE CREST script ``artifacts.CREST_SCRIPT`` (no CREST exists here).
 """
 
 from __future__ import annotations
@@ -103,28 +103,28 @@ def debian_root(cache: Path, architecture: str, name: str, packages: tuple[str, 
     debs = partial / "debs"
     debs.mkdir(parents=True)
     wanted = [p for p in packages if architecture == "amd64" or p not in AMD64_ONLY]
-    artifacts._run(
+    artifacts.run(
         "apt-get", "download", "-o", "APT::Sandbox::User=root",
         *(p if p in ARCHITECTURE_ALL else f"{p}:{architecture}" for p in wanted), cwd=debs,
     )  # fmt: skip
     for deb in sorted(debs.glob("*.deb")):
-        artifacts._run("dpkg-deb", "--extract", deb, partial / "root")
+        artifacts.run("dpkg-deb", "--extract", deb, partial / "root")
     partial.rename(root)
     return root / "root"
 
 
 def ensure_foreign_architecture(architecture: str) -> None:
     """apt knows ``architecture``'s packages (``dpkg --add-architecture``, then an update)."""
-    native = artifacts._run("dpkg", "--print-architecture").strip()
-    foreign = artifacts._run("dpkg", "--print-foreign-architectures").split()
+    native = artifacts.run("dpkg", "--print-architecture").strip()
+    foreign = artifacts.run("dpkg", "--print-foreign-architectures").split()
     if architecture == native or architecture in foreign:
         return
-    artifacts._run("dpkg", "--add-architecture", architecture)
-    artifacts._run("apt-get", "update", "-q")
+    artifacts.run("dpkg", "--add-architecture", architecture)
+    artifacts.run("apt-get", "update", "-q")
 
 
 def _needed(elf: Path) -> list[str]:
-    return artifacts._run("patchelf", "--print-needed", elf).split()
+    return artifacts.run("patchelf", "--print-needed", elf).split()
 
 
 def _find(root: Path, soname: str) -> Path | None:
@@ -138,7 +138,7 @@ def _find(root: Path, soname: str) -> Path | None:
     ]
     for candidate in candidates:
         try:
-            return artifacts._resolve_inside(root, candidate)
+            return artifacts.resolve_inside(root, candidate)
         except artifacts.ArtifactError:
             continue
     return None
@@ -158,7 +158,7 @@ def bundle(root: Path, elfs: list[Path], lib: Path) -> str | None:
         found[soname] = source
         pending.extend(_needed(source))
     for soname, source in found.items():
-        artifacts._copy_file(source, lib / soname, 0o644)
+        artifacts.copy_file(source, lib / soname, 0o644)
     return None
 
 
@@ -191,7 +191,7 @@ def _stage_nwchem(root: Path, architecture: str, stage: Path) -> None:
     binaries = []
     for name, path in NWCHEM_BINARIES.items():
         target = stage / "libexec" / "standin" / name
-        artifacts._copy_file(artifacts._resolve_inside(root, root / path), target, 0o755)
+        artifacts.copy_file(artifacts.resolve_inside(root, root / path), target, 0o755)
         binaries.append(target)
     if missing := bundle(root, binaries, lib):
         raise artifacts.ArtifactError(f"{missing}, needed by NWChem or OpenMPI, is not in {root}")
@@ -202,7 +202,7 @@ def _stage_nwchem(root: Path, architecture: str, stage: Path) -> None:
         for plugin in sorted((root / relative).glob("*.so")):
             if bundle(root, [plugin], lib) is None:
                 target = stage / relative.removeprefix("usr/") / plugin.name
-                artifacts._copy_file(plugin, target, 0o644)
+                artifacts.copy_file(plugin, target, 0o644)
     for relative in (
         "usr/share/openmpi",
         f"usr/lib/{triplet}/pmix2/share",
@@ -225,16 +225,16 @@ def xtb_files(cache: Path, architecture: str) -> dict[str, bytes | Path]:
         partial = cache / f".xtb-stage-{architecture}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         xtb = partial / "bin" / "xtb"
-        artifacts._copy_file(root / "usr" / "bin" / "xtb", xtb, 0o755)
+        artifacts.copy_file(root / "usr" / "bin" / "xtb", xtb, 0o755)
         lib = partial / "lib" / "xtb-standin"
         if missing := bundle(root, [xtb], lib):
             raise artifacts.ArtifactError(f"{missing}, needed by xTB, is not in {root}")
-        artifacts._run("patchelf", "--set-rpath", "$ORIGIN/../lib/xtb-standin", xtb)
+        artifacts.run("patchelf", "--set-rpath", "$ORIGIN/../lib/xtb-standin", xtb)
         for library in sorted(lib.iterdir()):
-            artifacts._run("patchelf", "--set-rpath", "$ORIGIN", library)
+            artifacts.run("patchelf", "--set-rpath", "$ORIGIN", library)
         for pattern in artifacts.XTB_PARAMETER_FILES:
             for parameters in sorted((root / "usr" / "share" / "xtb").glob(pattern)):
-                artifacts._copy_file(parameters, partial / "share" / "xtb" / parameters.name, 0o644)
+                artifacts.copy_file(parameters, partial / "share" / "xtb" / parameters.name, 0o644)
         partial.rename(stage)
     return tree_files(stage)
 
