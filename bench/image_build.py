@@ -47,8 +47,10 @@ def main() -> int:
     print("stand-ins in use:\n" + standins.describe_standins())
     with tempfile.TemporaryDirectory(prefix="bench-image-build-") as scratch:
         cache = Path(os.environ.get("IMAGE_TEST_CACHE") or Path(scratch) / "cache")
-        context = builds.prepare_context(arguments.tag, Path(scratch) / "context")
         with image_environment(cache) as environment:
+            context = builds.prepare_context(
+                arguments.tag, Path(scratch) / "context", replaced=environment.replaced_files
+            )
 
             def build(platform: str, tag: str) -> builds.Build:
                 return builds.build(

@@ -113,7 +113,7 @@ def test_json_shape_on_stdout() -> None:
     assert [image["name"] for image in document["images"]] == ["api", "worker"]
     assert document["images"][0]["tags"] == ["2.4.0", "2.4", "latest"]
     assert document["images"][0]["platforms"] == ["linux/amd64", "linux/arm64"]
-    assert document["images"][1]["platforms"] == ["linux/amd64"]
+    assert document["images"][1]["platforms"] == ["linux/amd64", "linux/arm64"]
 
 
 @pytest.mark.parametrize(

@@ -90,14 +90,16 @@ async def test_functions_are_registered_with_their_flags(monkeypatch: pytest.Mon
         "publish",
         "verify",
         "rehearse",
+        "worker_lock",
     }
     assert [name for name, summary in functions.items() if summary["check"]] == [
         "builds",
         "rehearsal",
     ]
-    # Side effects, and reads of live registry state, must never be replayed from the cache.
+    # Side effects, and reads of live registry or channel state, must never be replayed from
+    # the cache.
     uncached = {name for name, summary in functions.items() if summary["cache"] == "Never"}
-    assert uncached == {"plan", "publish", "verify", "rehearse"}
+    assert uncached == {"plan", "publish", "verify", "rehearse", "worker_lock"}
     # What reads upstream's tags or HEAD is read again in every session, never kept for days.
     per_session = {name for name, summary in functions.items() if summary["cache"] == "PerSession"}
     assert per_session == {"build", "builds", "rehearsal"}
@@ -159,10 +161,10 @@ async def test_build_without_tag_leaves_the_version_out(monkeypatch: pytest.Monk
     ("image", "platform", "message"),
     [
         ("gpu", "linux/amd64", "the catalogue has api, worker"),
-        ("worker", "linux/arm64", "it is built for linux/amd64"),
+        ("worker", "linux/s390x", "it is built for linux/amd64, linux/arm64"),
         ("api", "linux/s390x", "it is built for linux/amd64, linux/arm64"),
     ],
-    ids=["unknown-image", "worker-on-arm64", "unknown-platform"],
+    ids=["unknown-image", "worker-on-s390x", "unknown-platform"],
 )
 async def test_build_refuses_what_the_catalogue_lacks(
     monkeypatch: pytest.MonkeyPatch, image: str, platform: str, message: str
@@ -194,7 +196,9 @@ async def test_builds_check_fails_naming_the_broken_variant(
 ) -> None:
     StandInEngine("127.0.0.1:1", failing_platforms=frozenset({"linux/arm64"})).install(monkeypatch)
 
-    with pytest.raises(BuildFailedError, match=r"1 of 3 builds failed.*api linux/arm64"):
+    with pytest.raises(
+        BuildFailedError, match=r"2 of 4 builds failed.*api linux/arm64.*worker linux/arm64"
+    ):
         await Pipeline(source=dag.directory(), build_files=dag.directory()).builds()
 
 
@@ -329,7 +333,7 @@ async def test_rehearse_labels_every_image_with_the_upstream_commit(
     )
 
     pushed = [variant for _address, variants in engine.pushes for variant in variants]
-    assert len(pushed) == 3
+    assert len(pushed) == 4
     assert {
         (variant.labels[REVISION_LABEL], variant.labels[CREATED_LABEL]) for variant in pushed
     } == {(REVISION, COMMIT_CREATED)}

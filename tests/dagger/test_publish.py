@@ -38,7 +38,7 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "ghp_standInTokenThatMustNeverLeak0123456789"
 TOKEN_ID = "secret-release-token"
-PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64"}}
+PLATFORMS = {"api": {"linux/amd64", "linux/arm64"}, "worker": {"linux/amd64", "linux/arm64"}}
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -150,7 +150,7 @@ async def test_publish_pushes_what_a_user_pulls(
     assert references == expected_refs
 
 
-async def test_api_is_an_annotated_index_and_worker_a_plain_manifest(
+async def test_api_and_worker_are_annotated_indexes(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
     await publish(registry_host, owner, "v2.4.0")
@@ -158,16 +158,17 @@ async def test_api_is_an_annotated_index_and_worker_a_plain_manifest(
     async with RegistryClient(registry_host) as client:
         api = await client.get_manifest(f"{owner}/qm-nmr-calc-api", "2.4.0")
         worker = await client.get_manifest(f"{owner}/qm-nmr-calc-worker", "2.4.0")
-    assert api.media_type == OCI_INDEX
-    annotations = api.document["annotations"]
-    assert annotations["org.opencontainers.image.description"].startswith("qm-nmr-calc API")
-    assert (
-        annotations["org.opencontainers.image.source"] == f"https://github.com/{owner}/qm-nmr-calc"
-    )
-    assert annotations["org.opencontainers.image.licenses"] == "MIT"
-    assert annotations["org.opencontainers.image.revision"] == REVISION
-    assert worker.media_type != OCI_INDEX
-    assert "manifests" not in worker.document
+    for manifest, description in ((api, "qm-nmr-calc API"), (worker, "qm-nmr-calc worker")):
+        assert manifest.media_type == OCI_INDEX
+        annotations = manifest.document["annotations"]
+        assert annotations["org.opencontainers.image.description"].startswith(description)
+        assert (
+            annotations["org.opencontainers.image.source"]
+            == f"https://github.com/{owner}/qm-nmr-calc"
+        )
+        assert annotations["org.opencontainers.image.licenses"] == "MIT"
+        assert annotations["org.opencontainers.image.revision"] == REVISION
+        assert len(manifest.document["manifests"]) == 2
 
 
 async def test_engine_pushes_each_image_once_under_its_version_tag(
@@ -183,7 +184,7 @@ async def test_engine_pushes_each_image_once_under_its_version_tag(
     pushed_platforms = [
         sorted(variant.platform for variant in variants) for _, variants in engine.pushes
     ]
-    assert pushed_platforms == [["linux/amd64", "linux/arm64"], ["linux/amd64"]]
+    assert pushed_platforms == [["linux/amd64", "linux/arm64"]] * 2
 
 
 async def test_every_variant_is_built_before_anything_is_pushed(
@@ -193,7 +194,7 @@ async def test_every_variant_is_built_before_anything_is_pushed(
 
     leaves = [chain[-1].name for chain in engine.queries]
     first_push = leaves.index("publish")
-    assert leaves[:first_push].count("sync") == 3
+    assert leaves[:first_push].count("sync") == 4
     assert "sync" not in leaves[first_push:]
     assert engine.built_on_publish == []
 
@@ -595,12 +596,16 @@ async def test_each_step_of_a_release_is_a_span(
         "build api linux/amd64",
         "build api linux/arm64",
         "build worker linux/amd64",
+        "build worker linux/arm64",
     ]
     assert sorted(name for name in names if name.startswith("push ")) == [
         f"push {api}:2.4.0",
         f"push {worker}:2.4.0",
     ]
-    assert [name for name in names if name.startswith("annotate ")] == [f"annotate {api}:2.4.0"]
+    assert sorted(name for name in names if name.startswith("annotate ")) == [
+        f"annotate {api}:2.4.0",
+        f"annotate {worker}:2.4.0",
+    ]
     assert sorted(name for name in names if name.startswith("move ")) == [
         f"move {api}:2.4",
         f"move {api}:latest",
@@ -734,6 +739,7 @@ async def test_each_image_is_built_from_its_own_dockerfile(
         ("Dockerfile.api", "linux/amd64"),
         ("Dockerfile.api", "linux/arm64"),
         ("Dockerfile.worker", "linux/amd64"),
+        ("Dockerfile.worker", "linux/arm64"),
     ]
 
 
@@ -746,10 +752,11 @@ async def test_every_failed_build_is_listed_with_why(
         await publish_in_step(registry, owner, "v2.4.0")
 
     assert str(failure.value) == (
-        "3 of 3 builds failed, nothing was pushed: "
+        "4 of 4 builds failed, nothing was pushed: "
         "api linux/amd64: process did not complete: linux/amd64; "
         "api linux/arm64: process did not complete: linux/arm64; "
-        "worker linux/amd64: process did not complete: linux/amd64"
+        "worker linux/amd64: process did not complete: linux/amd64; "
+        "worker linux/arm64: process did not complete: linux/arm64"
     )
 
 
@@ -761,7 +768,7 @@ async def test_each_push_is_a_step_naming_its_platforms(
     repository = f"{registry.host}/{owner}/qm-nmr-calc"
     assert spans_named(spans, "push ") == {
         f"push {repository}-api:2.4.0": {"platforms": "linux/amd64, linux/arm64"},
-        f"push {repository}-worker:2.4.0": {"platforms": "linux/amd64"},
+        f"push {repository}-worker:2.4.0": {"platforms": "linux/amd64, linux/arm64"},
     }
 
 

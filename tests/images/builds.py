@@ -2,9 +2,10 @@
 
 A context is what the release builds from: the upstream snapshot of a tag
 (``shared/fixtures/upstream/``), this repository's ``Dockerfile.api``, ``Dockerfile.worker`` and
-``.dockerignore`` laid over it. The copies of the Dockerfiles lose their ``# syntax=`` line only:
-it makes BuildKit fetch a frontend image from a registry, and the daemon's built-in frontend
-supports every feature they use.
+``.dockerignore`` and the worker's files (``pipeline.main.DOCKER_FILES``) laid over it;
+the worker's lock is the one the image tests made from their stand-in channel. The copies of
+the Dockerfiles lose their ``# syntax=`` line only: it makes BuildKit fetch a frontend image
+from a registry, and the daemon's built-in frontend supports every feature they use.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.main import DOCKER_FILES
+
 from tests.images.daemon import Docker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "upstream"
 UPSTREAM_TAGS = ("v2.4.0", "v2.8")
 """The upstream tags whose snapshots the image tests build."""
-OVERLAID_FILES = ("Dockerfile.api", "Dockerfile.worker", ".dockerignore")
+OVERLAID_FILES = DOCKER_FILES
 _SYNTAX_LINE = re.compile(r"\A# syntax=[^\n]*\n")
 
 
@@ -40,13 +43,22 @@ def without_syntax_line(dockerfile: str) -> str:
     return _SYNTAX_LINE.sub("", dockerfile, count=1)
 
 
-def prepare_context(tag: str, destination: Path, overlays: Sequence[str] = OVERLAID_FILES) -> Path:
-    """Unpack upstream ``tag`` into ``destination`` and lay this repository's files over it."""
+def prepare_context(
+    tag: str,
+    destination: Path,
+    overlays: Sequence[str] = OVERLAID_FILES,
+    replaced: Mapping[str, Path] | None = None,
+) -> Path:
+    """Unpack upstream ``tag`` into ``destination`` and lay this repository's files over it.
+
+    ``replaced`` maps a file's name to where to take it from instead of this repository.
+    """
     with tarfile.open(upstream_tarball(tag)) as archive:
         archive.extractall(destination, filter="data")
     context = destination / "qm-nmr-calc"
     for name in overlays:
-        shutil.copyfile(REPO_ROOT / name, context / name)
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile((replaced or {}).get(name, REPO_ROOT / name), context / name)
         if name.startswith("Dockerfile"):
             path = context / name
             path.write_text(without_syntax_line(path.read_text()))

@@ -95,13 +95,18 @@ def build_args(environment: ImageEnvironment) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def contexts(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def contexts(
+    environment: ImageEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     """``context(upstream_tag)``: the build context of that tag (prepared once)."""
     prepared: dict[str, Path] = {}
 
     def context(tag: str) -> Path:
         if tag not in prepared:
-            prepared[tag] = builds.prepare_context(tag, tmp_path_factory.mktemp(f"context-{tag}"))
+            directory = tmp_path_factory.mktemp(f"context-{tag}")
+            prepared[tag] = builds.prepare_context(
+                tag, directory, replaced=environment.replaced_files
+            )
         return prepared[tag]
 
     return context
@@ -141,6 +146,7 @@ def builder(environment: ImageEnvironment, tmp_path_factory: pytest.TempPathFact
         build_args=environment.build_args,
         workdir=tmp_path_factory.mktemp("real-engine"),
         snapshots=SNAPSHOTS,
+        replaced=environment.replaced_files,
     )
 
 

@@ -66,6 +66,8 @@ class RealBuilder:
     workdir: Path
     snapshots: Mapping[str, str]
     """Release tag asked for -> upstream snapshot tag that stands in for it."""
+    replaced: Mapping[str, Path] = field(default_factory=dict)
+    """Files of this repository the builds take from elsewhere (the stand-in worker lock)."""
     build_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds each built image (by its local tag) took: for the benchmark."""
     _contexts: dict[tuple[str, tuple[str, ...]], Path] = field(default_factory=dict)
@@ -117,7 +119,9 @@ class RealBuilder:
                 digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
                 destination = self.workdir / f"context-{digest}"
                 destination.mkdir(parents=True)
-                self._contexts[key] = builds.prepare_context(key[0], destination, overlays)
+                self._contexts[key] = builds.prepare_context(
+                    key[0], destination, overlays, self.replaced
+                )
             return self._contexts[key]
 
     @staticmethod

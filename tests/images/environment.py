@@ -2,9 +2,10 @@
 
 ``image_environment`` starts QEMU's arm64 emulation, a private dockerd (or uses the running one
 ``IMAGE_TESTS_DOCKER_HOST`` names), a loopback registry with the base-image stand-ins and a
-loopback file server with the download stand-ins, and yields the daemon's client and the build
-arguments that point the Dockerfiles at those stand-ins. The image tests, the real-build
-stand-in engine and ``bench/image_build.py`` all use it.
+loopback conda channel standing in for conda-forge, locks the worker's stack from that channel
+with the real lock maker, and yields the daemon's client, the build arguments that point the
+Dockerfiles at the stand-ins and the lock. The image tests, the real-build stand-in engine and
+``bench/image_build.py`` all use it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.images import artifacts, standins
+from pipeline.main import WORKER_LOCK
+
+from tests.images import artifacts, conda_standins, standins
 from tests.images.daemon import Docker, arm64_emulation, docker_daemon
 from tests.support.registry_server import RegistryServer
+from tests.support.worker_lock import make_lock
 
 
 @dataclass(frozen=True)
@@ -28,35 +32,31 @@ class ImageEnvironment:
     cache: Path
     standin_registry: str
     """``host:port`` of the registry the stand-in base images are pulled from."""
+    worker_lock: Path
+    """The worker's lock, made from the stand-in channel (it replaces worker/conda.lock)."""
 
-
-def download_build_args(directory: Path, base_url: str) -> dict[str, str]:
-    """The worker's download ARGs for the stand-ins in ``directory``, served at ``base_url``."""
-    xtb = artifacts.xtb_standin(directory)
-    crest = artifacts.crest_fake(directory)
-    _python, downloads_json = artifacts.python_standin(directory, base_url)
-    return {
-        "XTB_URL": f"{base_url}/{xtb.name}",
-        "XTB_SHA256": artifacts.sha256_of(xtb),
-        "CREST_URL": f"{base_url}/{crest.name}",
-        "CREST_SHA256": artifacts.sha256_of(crest),
-        "UV_PYTHON_DOWNLOADS_JSON_URL": f"{base_url}/{downloads_json.name}",
-    }
+    @property
+    def replaced_files(self) -> dict[str, Path]:
+        """Files of this repository that the builds take from here instead."""
+        return {WORKER_LOCK: self.worker_lock}
 
 
 @contextmanager
 def image_environment(cache: Path) -> Iterator[ImageEnvironment]:
     """Emulation, daemon, stand-in registry and file server; all stopped afterwards."""
-    downloads = cache / "artifacts"
-    downloads.mkdir(parents=True, exist_ok=True)
+    channel = conda_standins.standin_channel(cache)
     with (
         arm64_emulation(),
         docker_daemon() as docker,
         RegistryServer() as registry,
-        artifacts.serve_files(downloads) as base_url,
+        artifacts.serve_files(channel) as channel_url,
     ):
         build_args = standins.push_base_standins(cache, registry.host)
-        build_args |= download_build_args(downloads, base_url)
+        lock = make_lock(channel_url, conda_standins.STANDIN_SPECS, cache / "conda.lock")
         yield ImageEnvironment(
-            docker=docker, build_args=build_args, cache=cache, standin_registry=registry.host
+            docker=docker,
+            build_args=build_args,
+            cache=cache,
+            standin_registry=registry.host,
+            worker_lock=lock,
         )

@@ -107,5 +107,6 @@ def rehearsal(scratch: Path) -> Iterator[Rehearsal]:
             build_args=environment.build_args,
             workdir=scratch / "work",
             snapshots=SNAPSHOTS,
+            replaced=environment.replaced_files,
         )
         yield Rehearsal(environment, builder, registry.host)

@@ -120,17 +120,20 @@ def compose_stack(
     *,
     seed: str | None = None,
     worker_environment: Mapping[str, str] | None = None,
+    platforms: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """``docker-compose up`` of release ``version``; ``down --volumes`` afterwards.
 
     ``images`` maps each compose service's image to the reference to pull it from (api, worker,
     caddy). ``seed``, a shell command run as root on the new data volume before the stack starts,
-    leaves it as an older deployment would have.
+    leaves it as an older deployment would have. ``platforms`` picks a service's platform
+    (linux/amd64 unless given), as an engine on that platform would pull it.
     """
     binary = shutil.which(COMPOSE_BINARY)
     assert binary is not None, "docker-compose is an image-test prerequisite"
     for service, pulled in images.items():
-        docker.run("pull", "--platform=linux/amd64", pulled)
+        platform = (platforms or {}).get(service, "linux/amd64")
+        docker.run("pull", f"--platform={platform}", pulled)
         docker.run("tag", pulled, compose_release_image(service, version))
     project = "qmnmr" + secrets.token_hex(3)
     ports = free_port(), free_port()

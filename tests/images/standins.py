@@ -3,8 +3,8 @@
 No container registry is reachable here, so the base images that the Dockerfiles name (each
 through one ``ARG``) are made from Debian's packages and pushed, one OCI index per image with one
 manifest per platform, into a loopback ``docker-registry``; the builds then take them through the
-same ``ARG``s. The downloads (xTB, CREST, the CPython that uv installs) are served on loopback by
-``artifacts.py`` and reach the worker's build through its URL and SHA-256 ``ARG``s.
+same ``ARG``s. The worker's conda packages come from a loopback channel
+(``conda_standins.py``) through the lock made from it, laid over the build context.
 
 ``STANDINS`` below is the one place that says what stands in for what and how it differs from the
 real thing; the tests print it, so that a reader of a green run knows exactly what was not real.
@@ -18,7 +18,6 @@ import json
 import re
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,43 +98,22 @@ STANDINS: tuple[StandIn, ...] = (
         "architecture: the real image's layout; the binaries are the wheel's (glibc) build.",
     ),
     StandIn(
-        ("BUSYBOX_IMAGE",),
-        "busybox:<version> (linux/amd64; the worker's platform guard)",
-        "Debian's busybox-static 1.35 with every applet linked into /bin.",
-    ),
-    StandIn(
-        ("NWCHEM_IMAGE",),
-        "nwchemgit's NWChem image (NWChem built from source on Ubuntu, OpenMPI)",
-        "Debian bookworm with Debian's NWChem 7.0.2 (OpenMPI) laid out like the real base "
-        "(/opt/nwchem/bin/LINUX64/nwchem on PATH, basis sets at /opt/nwchem/src/basis/libraries, "
-        "user nwchem 1994 with home /opt/nwchem, WORKDIR /data, entrypoint nwchem), plus "
-        "libpython3.11-stdlib (the system libraries the CPython stand-in needs); the host's CA "
-        "bundle, with SSL_CERT_FILE set so that uv trusts it.",
-    ),
-    StandIn(
         ("docker-compose.yml: caddy",),
         "caddy:2-alpine (docker-compose.yml's reverse proxy)",
         "Debian's caddy 2.6.2 on Debian bookworm minbase, with the official image's command, "
         "/data, /config and XDG variables.",
     ),
     StandIn(
-        ("XTB_URL", "XTB_SHA256"),
-        "xtb-6.7.1-linux-x86_64.tar.xz (GitHub release asset)",
-        "Debian's xTB 6.5.1 with its shared libraries beside it (the release's xtb is one static "
-        "binary), laid out like the release asset (xtb-dist/bin, lib, share/xtb). Served on "
-        "loopback.",
-    ),
-    StandIn(
-        ("CREST_URL", "CREST_SHA256"),
-        "crest-gnu-12-ubuntu-latest.tar.xz, CREST 3.0.2 (GitHub release asset)",
-        "A FAKE: a shell script that only answers --version. No CREST binary can be obtained "
-        "here (not in Debian, PyPI or npm). Served on loopback.",
-    ),
-    StandIn(
-        ("UV_PYTHON_DOWNLOADS_JSON_URL",),
-        "the python-build-standalone CPython 3.11 that `uv python install` downloads",
-        "Debian's CPython 3.11.2 made relocatable, listed in a loopback-served downloads JSON "
-        "with its SHA-256 (uv checks it); it uses the base's system libraries.",
+        ("worker/conda.lock",),
+        "conda-forge's nwchem 7.3.1 (OpenMPI 5), xtb 6.7.1 and crest 3.0.2 for linux-64 and "
+        "linux-aarch64, locked by worker_lock",
+        "A conda channel on 127.0.0.1 (tests/images/conda_standins.py), locked by the real lock "
+        "maker (worker/conda_env.py) and installed by the real installer: Debian bookworm's "
+        "nwchem-openmpi 7.0.2 with OpenMPI 4.1.4 and PMIx relocated into the prefix (binaries "
+        "behind bin/ wrappers that set LD_LIBRARY_PATH and PMIx's prefix; OpenMPI found through "
+        "OPAL_PREFIX), Debian's xtb 6.5.1 with its libraries ($ORIGIN run paths), and a FAKE "
+        "crest (a script that only answers --version: no CREST binary can be had here). The "
+        "lock asks for these versions, not worker/environment.yml's.",
     ),
 )
 
@@ -263,26 +241,6 @@ def uv_layer(cache: Path, platform: str, version: str) -> Path:
     return output
 
 
-def busybox_layer(cache: Path) -> Path:
-    """A layer with Debian's static busybox at /bin/busybox and every applet linked in /bin."""
-    output = cache / "busybox-amd64.tar"
-    if output.exists():
-        return output
-    deb = _download(["apt-get", "download", "busybox-static"], cache / "busybox-deb", "*.deb")
-    with tempfile.TemporaryDirectory() as unpacked:
-        subprocess.run(["dpkg-deb", "-x", str(deb), unpacked], check=True)
-        binary = Path(unpacked) / "bin" / "busybox"
-        applets = subprocess.run(
-            [str(binary), "--list"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        with tarfile.open(output, "w") as layer:
-            _add_file(layer, "bin/busybox", binary.read_bytes())
-            for applet in applets:
-                if applet != "busybox":
-                    _add_symlink(layer, f"bin/{applet}", "busybox")
-    return output
-
-
 def python_rootfs(cache: Path, platform: str) -> Path:
     """The ``python:3.11-slim-bookworm`` stand-in's root filesystem for ``platform``."""
     return debian_rootfs(
@@ -293,24 +251,6 @@ def python_rootfs(cache: Path, platform: str) -> Path:
             'ln -s /usr/bin/python3 "$1/usr/local/bin/python3"',
             'ln -s /usr/bin/python3.11 "$1/usr/local/bin/python3.11"',
             'ln -s /usr/bin/python3 "$1/usr/local/bin/python"',
-        ),
-    )
-
-
-def nwchem_rootfs(cache: Path) -> Path:
-    """The NWChem base stand-in's root filesystem (linux/amd64)."""
-    return debian_rootfs(
-        cache / "nwchem-amd64.tar",
-        "amd64",
-        ("nwchem", "nwchem-openmpi", "passwd", "libpython3.11-stdlib", "ca-certificates"),
-        (
-            'mkdir -p "$1/opt/nwchem/bin/LINUX64" "$1/opt/nwchem/src/basis" "$1/data"',
-            'ln -s /usr/bin/nwchem "$1/opt/nwchem/bin/LINUX64/nwchem"',
-            'ln -s /usr/share/nwchem/libraries "$1/opt/nwchem/src/basis/libraries"',
-            'chroot "$1" groupadd --gid 1994 nwchem',
-            'chroot "$1" useradd --uid 1994 --gid 1994 --home-dir /opt/nwchem --shell /bin/bash '
-            "nwchem",
-            'chroot "$1" chown -R nwchem:nwchem /data',
         ),
     )
 
@@ -453,23 +393,6 @@ BASE_IMAGES: tuple[_BaseImage, ...] = (
         ("linux/amd64", "linux/arm64"),
         lambda cache, platform, defaults: uv_layer(cache, platform, defaults["UV_VERSION"]),
         {"Env": [f"PATH={DEFAULT_PATH}"], "Entrypoint": ["/uv"]},
-    ),
-    _BaseImage(
-        "BUSYBOX_IMAGE",
-        ("linux/amd64",),
-        lambda cache, _platform, _defaults: busybox_layer(cache),
-        {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
-    ),
-    _BaseImage(
-        "NWCHEM_IMAGE",
-        ("linux/amd64",),
-        lambda cache, _platform, _defaults: nwchem_rootfs(cache),
-        {
-            "Env": [f"PATH=/opt/nwchem/bin/LINUX64:{DEFAULT_PATH}", TRUST_HOST_CA],
-            "User": "nwchem",
-            "WorkingDir": "/data",
-            "Entrypoint": ["nwchem"],
-        },
     ),
 )
 

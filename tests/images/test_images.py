@@ -8,10 +8,13 @@ the stand-ins in ``standins.STANDINS``), then run and probed from the host as a 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+from pipeline.main import WORKER_LOCK, WORKER_LOCK_COMMAND
 from pipeline.rules.catalogue import find_image
 
 from tests.images import builds
@@ -62,6 +65,7 @@ task scf energy
 H2_SCF_ENERGY = -1.1167
 """H2 at 0.74 Å with STO-3G: about -1.11676 Eh in any correct SCF."""
 
+MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 API_PLATFORMS = find_image("api").platforms
 WORKER_PLATFORMS = find_image("worker").platforms
 
@@ -130,29 +134,35 @@ def test_api_passes_its_own_validation_script(
 
 
 @pytest.mark.parametrize("tag", UPSTREAM_TAGS)
+@pytest.mark.parametrize("platform", WORKER_PLATFORMS)
 def test_worker_passes_its_own_validation_script(
-    docker: Docker, build_image: BuildImage, tag: str
+    docker: Docker, build_image: BuildImage, platform: str, tag: str
 ) -> None:
-    (platform,) = WORKER_PLATFORMS
     image = build_image("Dockerfile.worker", platform, tag).tag
+    assert docker.inspect("{{.Os}}/{{.Architecture}}", image) == platform
     config = config_of(docker, image)
     assert config["User"] == f"{QMNMR_UID}:{QMNMR_UID}"
     assert config["StopSignal"] == "SIGINT"
     assert not config["Entrypoint"]
+    assert not any(label.startswith("org.opencontainers") for label in config["Labels"] or {})
     result = docker.run(
         "run", "--rm", "--network=none", image, "/app/scripts/validate-worker.sh", check=False
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "All Validations Passed" in output
+    uid = docker.run("run", "--rm", "--network=none", image, "id", "-u").stdout.strip()
+    assert uid == str(QMNMR_UID)
 
 
 @pytest.mark.parametrize("tag", UPSTREAM_TAGS)
-def test_worker_runs_nwchem_and_xtb(docker: Docker, build_image: BuildImage, tag: str) -> None:
-    (platform,) = WORKER_PLATFORMS
+@pytest.mark.parametrize("platform", WORKER_PLATFORMS)
+def test_worker_runs_nwchem_with_two_ranks_and_xtb(
+    docker: Docker, build_image: BuildImage, platform: str, tag: str
+) -> None:
     image = build_image("Dockerfile.worker", platform, tag).tag
     script = (
-        "set -e; cd /tmp; printf '%s' \"$H2\" > h2.nw; mpirun -np 2 nwchem h2.nw; "
+        "set -e; uname -m; cd /tmp; printf '%s' \"$H2\" > h2.nw; mpirun -np 2 nwchem h2.nw; "
         "printf '3\\n\\nO 0 0 0.12\\nH 0 0.76 -0.47\\nH 0 -0.76 -0.47\\n' > water.xyz; "
         "xtb water.xyz --gfn 2 --sp"
     )
@@ -162,6 +172,8 @@ def test_worker_runs_nwchem_and_xtb(docker: Docker, build_image: BuildImage, tag
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
+    assert output.splitlines()[0] == MACHINES[platform]
+    assert "nproc           =        2" in output, output[-4000:]
     energies = [line for line in output.splitlines() if "Total SCF energy" in line]
     assert energies, output[-4000:]
     assert float(energies[-1].split()[-1]) == pytest.approx(H2_SCF_ENERGY, abs=1e-3)
@@ -172,7 +184,7 @@ def test_worker_runs_nwchem_and_xtb(docker: Docker, build_image: BuildImage, tag
 def test_worker_consumes_the_queue_on_the_shared_volume(
     docker: Docker, build_image: BuildImage, tag: str, volume: str
 ) -> None:
-    (platform,) = WORKER_PLATFORMS
+    platform = "linux/amd64"  # arm64's worker consumes the queue in test_user_job's arm64 stack
     api_image = build_image("Dockerfile.api", "linux/amd64", tag).tag
     worker_image = build_image("Dockerfile.worker", platform, tag).tag
     data = f"--volume={volume}:/app/data"
@@ -191,22 +203,37 @@ def test_worker_consumes_the_queue_on_the_shared_volume(
         docker.run("exec", api, "test", "-r", "/app/data/huey.db")
 
 
-def test_worker_refuses_arm64_at_its_guard(docker: Docker, build_image: BuildImage) -> None:
-    assert "linux/arm64" not in WORKER_PLATFORMS
-    with pytest.raises(DaemonError) as failure:
-        build_image("Dockerfile.worker", "linux/arm64", UPSTREAM_TAGS[-1])
-    message = str(failure.value)
-    assert "qm-nmr-calc-worker is linux/amd64 only" in message
-    assert "got linux/arm64" in message
-
-
-def test_a_wrong_checksum_fails_the_build_naming_the_file(
-    docker: Docker, build_args: dict[str, str], contexts: Callable[[str], Path]
+def test_a_wrong_hash_in_the_lock_fails_the_build_naming_the_package(
+    docker: Docker, build_args: dict[str, str], contexts: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    context = contexts(UPSTREAM_TAGS[-1])
-    wrong = build_args | {"CREST_SHA256": "0" * 64}
+    context = copy_context(contexts(UPSTREAM_TAGS[-1]), tmp_path)
+    lock = context / WORKER_LOCK
+    document = yaml.safe_load(lock.read_text())
+    (xtb,) = [p for p in document["packages"] if "/linux-64/xtb-" in p["conda"]]
+    lock.write_text(lock.read_text().replace(xtb["sha256"], "0" * 64))
     with pytest.raises(DaemonError) as failure:
-        builds.build(docker, context, "Dockerfile.worker", "linux/amd64", "image-tests/x", wrong)
+        builds.build(
+            docker, context, "Dockerfile.worker", "linux/amd64", "image-tests/x", build_args
+        )
     message = str(failure.value)
-    assert "checksum mismatch" in message
-    assert f"CREST_SHA256={'0' * 64}" in message
+    assert "checksum mismatch: xtb 6.5.1" in message
+    assert f"{WORKER_LOCK} says {'0' * 64}" in message
+
+
+def test_without_the_lock_the_build_stops_naming_the_command(
+    docker: Docker, build_args: dict[str, str], contexts: Callable[[str], Path], tmp_path: Path
+) -> None:
+    context = copy_context(contexts(UPSTREAM_TAGS[-1]), tmp_path)
+    (context / WORKER_LOCK).unlink()
+    with pytest.raises(DaemonError) as failure:
+        builds.build(
+            docker, context, "Dockerfile.worker", "linux/arm64", "image-tests/x", build_args
+        )
+    message = str(failure.value)
+    assert f"{WORKER_LOCK} is missing" in message
+    assert WORKER_LOCK_COMMAND in message
+
+
+def copy_context(context: Path, tmp_path: Path) -> Path:
+    """A copy of a prepared build context that a test may change."""
+    return Path(shutil.copytree(context, tmp_path / "context"))

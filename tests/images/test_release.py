@@ -47,6 +47,7 @@ def test_every_variant_is_built_for_real_and_every_tag_published(release: Releas
         ("Dockerfile.api", "linux/amd64"),
         ("Dockerfile.api", "linux/arm64"),
         ("Dockerfile.worker", "linux/amd64"),
+        ("Dockerfile.worker", "linux/arm64"),
     ]
     assert all(variant.image for variant in release.engine.builds), "a variant was not built"
     for image in ("api", "worker"):
@@ -55,18 +56,19 @@ def test_every_variant_is_built_for_real_and_every_tag_published(release: Releas
         assert set(tags.values()) == {release.digests[image]}
     assert len(release.references) == 6
 
-    async def api_index() -> dict[str, Any]:
+    async def index_of(image: str) -> dict[str, Any]:
         async with RegistryClient(release.registry) as client:
-            return (await client.get_manifest(f"{OWNER}/qm-nmr-calc-api", "2.4.0")).document
+            return (await client.get_manifest(f"{OWNER}/qm-nmr-calc-{image}", "2.4.0")).document
 
-    index = anyio.run(api_index)
-    platforms = {
-        f"{entry['platform']['os']}/{entry['platform']['architecture']}"
-        for entry in index["manifests"]
-    }
-    assert platforms == set(find_image("api").platforms)
-    assert index["annotations"]["org.opencontainers.image.version"] == "2.4.0"
-    assert index["annotations"]["org.opencontainers.image.source"] == SOURCE
+    for image in ("api", "worker"):
+        index = anyio.run(index_of, image)
+        platforms = {
+            f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+            for entry in index["manifests"]
+        }
+        assert platforms == set(find_image(image).platforms) == {"linux/amd64", "linux/arm64"}
+        assert index["annotations"]["org.opencontainers.image.version"] == "2.4.0"
+        assert index["annotations"]["org.opencontainers.image.source"] == SOURCE
 
 
 @pytest.mark.parametrize("platform", find_image("api").platforms)
@@ -95,13 +97,17 @@ def test_a_user_pulls_the_api_by_tag_and_runs_it(
         docker.run("rmi", reference, check=False)
 
 
-def test_a_user_pulls_the_worker_and_its_tools_run(
-    release: Release, environment: ImageEnvironment
+@pytest.mark.parametrize("platform", find_image("worker").platforms)
+def test_a_user_pulls_the_worker_by_tag_and_its_tools_run(
+    release: Release, environment: ImageEnvironment, platform: str
 ) -> None:
     docker = environment.docker
     reference = release.reference("worker")
-    docker.run("pull", reference)
+    docker.run("pull", f"--platform={platform}", reference)
     try:
+        assert docker.inspect("{{.Os}}/{{.Architecture}}", reference) == platform
+        labels = config_of(docker, reference)["Labels"]
+        assert labels["org.opencontainers.image.version"] == "2.4.0"
         output = docker.run("run", "--rm", "--network=none", reference, "xtb", "--version")
         assert "xtb version" in output.stdout + output.stderr
     finally:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +167,56 @@ def test_results_are_refused_for_a_job_that_does_not_exist(
     _release, stack = started_stack
     code, body = stack.request(f"{JOBS}/no-such-job/results")
     assert code == 404, body
+
+
+SAME_SCIENCE = {"H": 0.05, "C": 0.5}
+"""How far (ppm) the arm64 worker's shifts may be from the amd64 worker's."""
+
+
+def methane_shifts(stack: Stack) -> dict[str, list[float]]:
+    """Methane's 1H and 13C shifts from ``stack``, in the order the results list them."""
+    job = run_job(stack, METHANE)
+    assert job.status["status"] == "complete", job.status
+    code, body = stack.request(f"{JOBS}/{job.job_id}/results")
+    assert code == 200, body
+    results = json.loads(body)
+    print(f"methane on {stack.project}: results after {job.seconds:.1f} s")
+    return {
+        element: [shift["shift"] for shift in results[key]]
+        for key, element in (("h1_shifts", "H"), ("c13_shifts", "C"))
+    }
+
+
+def test_methane_gives_the_same_shifts_with_the_arm64_worker(
+    release_v28: Release,
+    environment: ImageEnvironment,
+    caddy_image: str,
+    tmp_path: Path,
+) -> None:
+    docker = environment.docker
+    images = {name: release_v28.reference(name) for name in ("api", "worker")}
+    images |= {"caddy": caddy_image}
+    shifts = {}
+    for platform in ("linux/amd64", "linux/arm64"):
+        directory = tmp_path / platform.replace("/", "-")
+        directory.mkdir()
+        with compose_stack(
+            docker,
+            directory,
+            release_v28.version,
+            images,
+            worker_environment=WORKER_SETTINGS["v2.8.0"],
+            platforms={"worker": platform},
+        ) as stack:
+            api, worker = stack.container("api"), stack.container("worker")
+            assert wait_healthy(docker, api) == "running healthy", logs(docker, api)
+            assert WORKER_STARTED in wait_for_log(docker, worker, WORKER_STARTED, HEALTHY_TIMEOUT)
+            machine = docker.run("exec", worker, "uname", "-m").stdout.strip()
+            assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+            shifts[platform] = methane_shifts(stack)
+    print(f"methane shifts: {shifts}")
+    amd64, arm64 = shifts["linux/amd64"], shifts["linux/arm64"]
+    for element, tolerance in SAME_SCIENCE.items():
+        assert len(arm64[element]) == len(amd64[element])
+        for ours, theirs in zip(arm64[element], amd64[element], strict=True):
+            assert ours == pytest.approx(theirs, abs=tolerance), (element, arm64, amd64)

@@ -1,7 +1,7 @@
 """The Dockerfiles, .dockerignore and docker-compose.yml agree with the catalogue and the layout.
 
 Nothing is built here (that needs a container engine): these tests read the files and hold them
-to the rules a build would reveal late or never: a platform guard that disagrees with the catalogue,
+to the rules a build would reveal late or never: platforms that disagree with the catalogue,
 a COPY of a file the build context does not carry, labels that fight the pipeline's, a compose
 file that runs images the pipeline does not publish.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline.main import WORKER_FILES, WORKER_LOCK
 from pipeline.rules.catalogue import CATALOGUE, ImageSpec, find_image
 from pipeline.rules.references import DEFAULT_OWNER, DEFAULT_REGISTRY, repository
 
@@ -44,7 +45,6 @@ APP_SETTINGS = {
 }
 """What the application reads from its environment (notifications.py), with its own defaults."""
 DATA_DIR = "/app/data"
-GUARDED_PLATFORM = re.compile(r'!=\s*"(?P<platform>linux/[a-z0-9/]+)"')
 CASE_PLATFORM = re.compile(r"(?P<platform>linux/[a-z0-9/]+)\)")
 BASE_IMAGE_ARG = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+)\}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -114,6 +114,8 @@ def bind_sources(instruction: Instruction) -> list[str]:
 
 def in_layout(path: str) -> bool:
     path = path.removeprefix("./").rstrip("/")
+    if path in (*WORKER_FILES, WORKER_LOCK, "worker"):
+        return True  # this repository's files, laid over the checkout (pipeline.main)
     return path in LAYOUT_FILES or any(
         path == directory or path.startswith(directory + "/") for directory in LAYOUT_DIRS
     )
@@ -181,26 +183,32 @@ def test_every_catalogue_dockerfile_exists_at_the_root(spec: ImageSpec) -> None:
     assert (ROOT / spec.dockerfile).is_file(), f"{spec.dockerfile} is missing"
 
 
-def test_worker_platform_guard_names_the_catalogue_platforms() -> None:
-    spec = find_image("worker")
-    found = guard(dockerfile(spec))
-    assert found is not None, f"{spec.dockerfile} has no platform guard"
-    _, run = found
-    guarded = tuple(match["platform"] for match in GUARDED_PLATFORM.finditer(run.arguments))
-    assert guarded == spec.platforms
-    assert "x86_64 binaries only" in run.arguments, "the guard's message must name the reason"
+def test_worker_installs_the_same_dependencies_as_the_api() -> None:
+    # One way to install the locked Python packages for a target platform: the worker's
+    # dependencies and application stages are the api's, instruction for instruction.
+    api = dict(stages(dockerfile(find_image("api"))))
+    worker = dict(stages(dockerfile(find_image("worker"))))
+    for name in ("dependencies", "application"):
+        assert worker[name] == api[name], f"the worker's {name} stage differs from the api's"
 
 
-def test_worker_platform_guard_runs_first_and_gates_the_image() -> None:
+def test_worker_conda_stack_is_installed_natively_from_the_lock_only() -> None:
     instructions = dockerfile(find_image("worker"))
-    found = guard(instructions)
-    assert found is not None
-    name, run = found
-    first_run = next(i for i in instructions if i.keyword == "RUN")
-    assert first_run == run, "the guard is the first RUN"
-    # BuildKit builds only the stages the final one uses: the guard must be one of them.
+    (stack_from,) = [
+        i.arguments
+        for i in instructions
+        if i.keyword == "FROM" and "scientific-stack" in i.arguments
+    ]
+    assert stack_from.startswith("--platform=$BUILDPLATFORM ")
+    body = dict(stages(instructions))["scientific-stack"]
+    runs = [i.arguments for i in body if i.keyword == "RUN"]
+    assert any("--require-hashes" in run and "--only-binary=:all:" in run for run in runs)
+    (install,) = [run for run in runs if "conda_env.py install" in run]
+    assert f"/{WORKER_LOCK} " in install
+    assert '"${TARGETPLATFORM}"' in install
+    assert not any("conda_env.py lock" in run or "solve" in run for run in runs)
     _, final = stages(instructions)[-1]
-    assert any(f"from={name}" in instruction.arguments for instruction in final)
+    assert Instruction("COPY", "--from=scientific-stack /opt/conda /opt/conda") in final
 
 
 def test_api_installs_dependencies_for_exactly_the_catalogue_platforms() -> None:
@@ -253,24 +261,23 @@ def test_dependencies_never_build_the_project(spec: ImageSpec) -> None:
         assert "--locked" in sync
         assert "--no-install-project" in sync
         assert "--no-dev" in sync
-    assert not any("pip install" in i.arguments for i in dockerfile(spec))
+    # the one pip install is the worker's conda installer, pinned by hash
+    pip_installs = [i.arguments for i in dockerfile(spec) if "pip install" in i.arguments]
+    assert all("--require-hashes" in arguments for arguments in pip_installs)
 
 
-def test_every_download_is_checked_against_its_sha256() -> None:
-    instructions = dockerfile(find_image("worker"))
-    defaults = arg_defaults(instructions)
-    urls = sorted(name for name in defaults if name.endswith("_URL"))
-    assert urls == ["CREST_URL", "XTB_URL"]
-    runs = [i.arguments for i in instructions if i.keyword == "RUN"]
-    for url in urls:
-        checksum = url.removesuffix("_URL") + "_SHA256"
-        assert SHA256.match(defaults[checksum]), f"{checksum} must be a SHA-256"
-        (fetch,) = [run for run in runs if f"${{{url}}}" in run]
-        assert f"${{{checksum}}}" in fetch
-        assert "sha256sum" in fetch
-        # the message names the ARG to fix
-        assert f'"${{{checksum}}}" {checksum}' in fetch
-    assert not any("curl" in run and "| tar" in run for run in runs), "never unpack unchecked"
+def test_every_requirement_of_the_installer_is_pinned_by_hash() -> None:
+    text = (ROOT / "worker" / "requirements.txt").read_text()
+    requirements = [
+        line for line in text.replace("\\\n", " ").splitlines() if line and line[0] != "#"
+    ]
+    assert requirements
+    for requirement in requirements:
+        name, _, rest = requirement.partition("==")
+        assert rest, f"{name}: pin an exact version"
+        hashes = re.findall(r"--hash=sha256:(\S+)", rest)
+        assert len(hashes) >= 2, f"{name}: one hash per build-machine architecture"
+        assert all(SHA256.match(digest) for digest in hashes)
 
 
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
@@ -295,6 +302,12 @@ def test_context_paths_belong_to_the_layout(spec: ImageSpec) -> None:
     ]
     assert sources, f"{spec.dockerfile} reads nothing from the build context"
     assert [source for source in sources if not in_layout(source)] == []
+
+
+def test_the_worker_files_laid_over_the_context_pass_the_dockerignore() -> None:
+    for name in (*WORKER_FILES, WORKER_LOCK):
+        assert not ignored(name), f".dockerignore leaves out {name}"
+    assert ignored("worker/notes.md")
 
 
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
@@ -340,7 +353,7 @@ def test_compose_serves_the_api_through_caddy() -> None:
 
 def test_compose_worker_runs_as_upstream_deploys_it() -> None:
     worker = compose()["services"]["worker"]
-    assert worker["platform"] == "linux/amd64"
+    assert "platform" not in worker, "the engine pulls its own platform of the worker"
     assert worker["stop_signal"] == "SIGINT"
     assert worker["healthcheck"]["test"] == ["CMD", "pgrep", "-f", "huey_consumer"]
     assert worker["mem_limit"] == "${WORKER_MEMORY_LIMIT:-8g}"

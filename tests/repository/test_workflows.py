@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline.rules.catalogue import find_image
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -120,7 +121,8 @@ def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
     runs = [str(step.get("run", "")) for step in steps(ci)]
     assert any(run.strip().endswith(" scripts/test") for run in runs)
     verbs = [step.get("with", {}).get("verb") for step in dagger_steps(ci)]
-    assert verbs == ["check", None]  # None: the action only installs the CLI
+    assert verbs == [None, None, None]  # the action only installs the CLI
+    assert "dagger check" in [run.strip() for run in runs]
     (engine,) = [
         job
         for job in ci["jobs"].values()
@@ -260,3 +262,14 @@ def test_the_adoption_guide_names_the_example_s_one_placeholder() -> None:
     guide = (ROOT / "docs" / "adopting.md").read_text()
     assert f"`module: {module}`" in guide
     assert "docs/adopting.md" in UPSTREAM_RELEASE.read_text()
+
+
+def test_ci_runs_the_worker_science_natively_on_every_worker_platform() -> None:
+    job = load(WORKFLOWS / "ci.yml")["jobs"]["worker-science"]
+    matrix = job["strategy"]["matrix"]["include"]
+    assert sorted(entry["platform"] for entry in matrix) == sorted(find_image("worker").platforms)
+    runners = {entry["platform"]: entry["runner"] for entry in matrix}
+    assert runners["linux/arm64"].endswith("-arm"), "arm64 builds natively, not emulated"
+    runs = " ".join(str(step.get("run", "")) for step in job["steps"])
+    assert ".ci/worker-science" in runs
+    assert (ROOT / ".ci" / "worker-science").is_file()

@@ -246,8 +246,11 @@ def test_catalogue_descriptions_fit() -> None:
 def test_index_annotations_only_for_multi_platform(
     revision: str | None, created: str | None
 ) -> None:
-    plan = make_plan("v2.4.0", revision=revision, created=created)
-    api, worker = plan.image("api"), plan.image("worker")
+    single = ImageSpec("worker", "Dockerfile.worker", ("linux/amd64",), "one platform")
+    api = make_plan("v2.4.0", revision=revision, created=created).image("api")
+    worker = make_plan("v2.4.0", revision=revision, created=created, catalogue=[single]).image(
+        "worker"
+    )
     assert api.multi_platform
     assert not worker.multi_platform
     assert worker.index_annotations == {}

@@ -55,7 +55,7 @@ def test_json_shape_exactly() -> None:
                 "name": "worker",
                 "repository": "ghcr.io/steinbeck/qm-nmr-calc-worker",
                 "dockerfile": "Dockerfile.worker",
-                "platforms": ["linux/amd64"],
+                "platforms": ["linux/amd64", "linux/arm64"],
                 "tags": ["2.4.0", "2.4", "latest"],
                 "labels": _labels("worker", "2.4.0"),
             },

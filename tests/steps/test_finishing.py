@@ -8,9 +8,12 @@ reason, and the tag's digest afterwards are all checked.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pipeline.oci.client import Manifest, RegistryClient
+from pipeline.rules.catalogue import find_image
 from pipeline.rules.plan import ImagePlan, PublishedState, make_plan
 from pipeline.rules.references import repository_path
 from pipeline.rules.versions import FloatingHolder, FloatingTag
@@ -49,10 +52,11 @@ def test_a_line_with_only_prereleases_above_this_version_keeps_this_version() ->
 def worker_plan(
     registry: RegistryServer, owner: str, tag: str, published: PublishedState | None = None
 ) -> ImagePlan:
-    """The worker image (one platform) of release ``tag`` under ``owner``: a first release, or
-    planned from ``published``."""
+    """The worker image, as a one-platform image, of release ``tag`` under ``owner``: a first
+    release, or planned from ``published``."""
     states = {"worker": published} if published is not None else None
-    plan = make_plan(tag, owner=owner, registry=registry.host, published=states)
+    single = replace(find_image("worker"), platforms=("linux/amd64",))
+    plan = make_plan(tag, owner=owner, registry=registry.host, published=states, catalogue=[single])
     (worker,) = [image for image in plan.images if image.name == "worker"]
     return worker
 

@@ -83,6 +83,8 @@ CREATED = "2026-11-20T15:03:00+01:00"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 """Beside the repository, as CI lays it out."""
+WORKER_LOCK = "worker/conda.lock"
+"""The worker's lock, which every build needs and this repository does not hold yet."""
 SERVICE_NAME_LENGTH = 13
 """Service endpoints are bare names of this length (``q3kd0b2n9v6ms``), hashes of the service,
 resolved through the session's search domain on the engine; here for the test process only."""
@@ -259,6 +261,9 @@ class StandInEngine:
     """Whether the module's source directory is the application's tree (upstream's files) or,
     as by default, this repository's; ``Directory.exists`` answers from the real file list."""
     upstream: StandInUpstream = field(default_factory=StandInUpstream)
+    added_source_files: frozenset[str] = frozenset({WORKER_LOCK})
+    """Files the module's source has beyond the real ones: by default the worker's lock, which
+    every build needs and this repository does not hold yet (a test of its absence drops it)."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     upstream_tags: frozenset[str] | None = None
     """Tags the upstream repository has; None: every tag asked for exists."""
@@ -443,6 +448,7 @@ class StandInEngine:
         if [step.name for step in chain] != ["directory"]:
             raise NotImplementedError(f"the stand-in answers exists only on the source: {chain}")
         files = upstream_files() if self.app_sources else repository_files()
+        files |= self.added_source_files
         path = str(leaf.args["path"]).strip("/")
         return path in files or any(name.startswith(path + "/") for name in files)
 

@@ -48,7 +48,17 @@ __all__ = ["BuildFailedError", "Pipeline", "UnreachableRegistryError"]
 APP_MARKER = "src/qm_nmr_calc"
 """A path that exists only where the application's sources are (the build context)."""
 
-DOCKER_FILES = (*(spec.dockerfile for spec in CATALOGUE), ".dockerignore")
+WORKER_LOCK = "worker/conda.lock"
+"""The worker's conda lock: every package of its scientific stack by URL and SHA-256."""
+WORKER_LOCK_COMMAND = f"dagger call worker-lock export --path {WORKER_LOCK}"
+WORKER_FILES = ("worker/environment.yml", "worker/conda_env.py", "worker/requirements.txt")
+"""The worker's lock spec, installer and the installer's pinned requirements."""
+DOCKER_FILES = (
+    *(spec.dockerfile for spec in CATALOGUE),
+    ".dockerignore",
+    *WORKER_FILES,
+    WORKER_LOCK,
+)
 """This module's build files (a directory ends with ``/``), laid over every build context."""
 
 BUILD_FILES_IGNORE = ["*", *(f"!{name.rstrip('/')}" for name in DOCKER_FILES)]
@@ -56,6 +66,8 @@ BUILD_FILES_IGNORE = ["*", *(f"!{name.rstrip('/')}" for name in DOCKER_FILES)]
 
 REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 """A full commit id: SHA-1, or SHA-256 for repositories that use it; lowercase."""
+LOCK_PYTHON_IMAGE = "python:3.11-slim-bookworm"
+"""Runs the lock maker; the same Python image the Dockerfiles name (pin a digest to pin it)."""
 
 REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
@@ -192,7 +204,7 @@ class Pipeline:
     ) -> str:
         """The release plan of TAG: every image, platform, tag and label, and why."""
         parse_release_tag(tag)
-        _, commit = await self._context(tag)
+        _, commit = await self._context(tag, building=False)
         if existing_tags is not None:
             published = {spec.name: PublishedState(tags=tuple(existing_tags)) for spec in CATALOGUE}
         else:
@@ -268,7 +280,7 @@ class Pipeline:
         """
         parse_release_tag(tag)
         credentials = None if dry_run else require_credentials(username, password)
-        context, commit = await self._context(tag)
+        context, commit = await self._context(tag, building=not dry_run)
         token = await password.plaintext() if password is not None else None
         async with self._registry(username, token) as client:
             published = await self._published(client, tag)
@@ -294,7 +306,7 @@ class Pipeline:
         The output: each floating tag not expected to hold TAG and why, then the report.
         """
         parse_release_tag(tag)
-        _, commit = await self._context(tag)
+        _, commit = await self._context(tag, building=False)
         token = await password.plaintext() if password is not None else None
         async with self._registry(username, token) as client:
             release = await verification_plan(
@@ -420,12 +432,50 @@ class Pipeline:
         skeleton = make_plan(tag, owner=self.owner, registry=self.registry)  # just the repositories
         return await read_release_state(client, skeleton)
 
-    async def _context(self, tag: str | None) -> tuple[dagger.Directory, Commit]:
+    @uncached_function
+    async def worker_lock(self) -> dagger.File:
+        """Solve worker/environment.yml for linux-64 and linux-aarch64: worker/conda.lock.
+
+        Needs the channel (conda-forge). Review the result and commit it; the worker is built
+        only from it. ``dagger call worker-lock export --path worker/conda.lock``
+        """
+        worker = self.build_files.directory("worker")
+        return (
+            dag.container()
+            .from_(LOCK_PYTHON_IMAGE)
+            .with_directory("/worker", worker)
+            .with_exec(
+                [
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--require-hashes",
+                    "--only-binary=:all:",
+                    "--requirement=/worker/requirements.txt",
+                ]
+            )
+            .with_exec(
+                ["python", "/worker/conda_env.py", "lock", "/worker/environment.yml", "/conda.lock"]
+            )
+            .file("/conda.lock")
+        )
+
+    async def _context(
+        self, tag: str | None, *, building: bool = True
+    ) -> tuple[dagger.Directory, Commit]:
         """The build context and its commit, with this module's build files laid over it.
 
         Local sources (``--source`` holds the application) are used as they are, with the
-        commit ``--revision`` names if given; otherwise upstream's repository at ``tag``.
+        commit ``--revision`` names if given; otherwise upstream's repository at ``tag``. A build
+        needs the worker's lock among the build files: without it, refused here, before anything
+        is built.
         """
+        if building and not await self.build_files.exists(WORKER_LOCK):
+            raise ReleaseInputError(
+                f"{WORKER_LOCK} is missing: the worker image installs NWChem, xTB and CREST "
+                f"only from that lock. Make it with `{WORKER_LOCK_COMMAND}` (it needs "
+                "conda-forge), review and commit it, then build again"
+            )
         if await self.source.exists(APP_MARKER):
             return self._with_build_files(self.source), await self._source_commit()
         url = self._upstream_url

@@ -38,8 +38,8 @@ CATALOGUE: tuple[ImageSpec, ...] = (
     ImageSpec(
         name="worker",
         dockerfile="Dockerfile.worker",
-        # CREST and xTB ship x86_64 binaries only.
-        platforms=("linux/amd64",),
+        # The same locked conda-forge stack (NWChem, xTB, CREST) on both: worker/conda.lock.
+        platforms=("linux/amd64", "linux/arm64"),
         description=(
             "qm-nmr-calc worker: Huey consumer that runs NWChem, CREST and xTB "
             "to compute NMR chemical shifts."
