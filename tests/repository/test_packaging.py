@@ -25,6 +25,7 @@ LOCK = tomllib.loads((ROOT / "pipeline" / "uv.lock").read_text())
 DAGGER = json.loads((ROOT / "dagger.json").read_text())
 REQUIREMENTS_DEV = ROOT / "requirements-dev.txt"
 WORKFLOWS = ROOT / ".github" / "workflows"
+EXAMPLES = ROOT / "examples"
 DAGGER_ACTION = "dagger/dagger-for-github@"
 VENDORED_SDK_VERSION = "0.0.0"
 """The version the engine gives the SDK it vendors into the module (and re-locks to)."""
@@ -59,14 +60,14 @@ def requirement(name: str, lines: list[str]) -> Requirement:
 
 
 def cli_versions() -> dict[str, str]:
-    """``workflow: step`` -> the dagger CLI version each dagger-for-github step installs."""
+    """``workflow job: step`` -> the dagger CLI version each dagger-for-github step installs."""
     versions = {}
-    for path in sorted(WORKFLOWS.glob("*.yml")):
+    for path in sorted([*WORKFLOWS.glob("*.yml"), *EXAMPLES.glob("*.yml")]):
         workflow = yaml.safe_load(path.read_text())
-        for job in workflow["jobs"].values():
+        for job_name, job in workflow["jobs"].items():
             for step in job.get("steps", []):
                 if str(step.get("uses", "")).startswith(DAGGER_ACTION):
-                    versions[f"{path.name}: {step['name']}"] = str(
+                    versions[f"{path.name} {job_name}: {step['name']}"] = str(
                         step.get("with", {}).get("version")
                     ).removeprefix("v")
     return versions
@@ -100,7 +101,7 @@ def test_lock_takes_the_sdk_from_the_engine() -> None:
 def test_engine_cli_and_tested_sdk_are_one_version() -> None:
     versions = cli_versions()
 
-    assert len(versions) >= 3, "the check, engine-test and release jobs each install the CLI"
+    assert len(versions) >= 5, "check, worker-science, engine tests, release, upstream example"
     assert versions == dict.fromkeys(versions, engine_version())
     assert str(requirement("dagger-io", REQUIREMENTS_DEV.read_text().splitlines()).specifier) == (
         f"=={engine_version()}"

@@ -444,10 +444,17 @@ class StandInEngine:
         raise NotImplementedError("no git tree mounted for the command")
 
     def _exists(self, leaf: Field, chain: list[Field]) -> bool:
-        """``Directory.exists`` on the module's source: from the real files it stands for."""
-        if [step.name for step in chain] != ["directory"]:
+        """``Directory.exists`` on the module's source: from the real files it stands for.
+
+        ``directory()`` is the source (upstream's files with ``app_sources``, else this
+        repository's); ``directory().with_new_directory(...)`` is how tests tell the module's own
+        ``--build-files`` apart from it: always this repository's files.
+        """
+        names = [step.name for step in chain]
+        if names not in (["directory"], ["directory", "withNewDirectory"]):
             raise NotImplementedError(f"the stand-in answers exists only on the source: {chain}")
-        files = upstream_files() if self.app_sources else repository_files()
+        own = names == ["directory", "withNewDirectory"] or not self.app_sources
+        files = repository_files() if own else upstream_files()
         files |= self.added_source_files
         path = str(leaf.args["path"]).strip("/")
         return path in files or any(name.startswith(path + "/") for name in files)
