@@ -51,6 +51,20 @@ REQUIRED_TOOLS: Mapping[str, str] = {
     "docker-compose": "docker-compose",
 }
 """Every command the image tests run, and the Debian package that provides it."""
+FOREIGN_ARCHITECTURE = "arm64"
+"""The conda stand-ins unpack Debian's packages of this architecture (``apt-get download``)."""
+ADD_FOREIGN_ARCHITECTURE = f"dpkg --add-architecture {FOREIGN_ARCHITECTURE} && apt-get update"
+
+
+def dpkg_architectures() -> set[str]:
+    """The architectures whose packages apt can fetch here: native and foreign."""
+    native = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    foreign = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {*native, *foreign}
 
 
 class DaemonError(RuntimeError):
@@ -87,6 +101,13 @@ def missing_prerequisites() -> list[str]:
             continue  # a daemon runs already: none is started
         if shutil.which(tool) is None:
             missing.append(f"`{tool}` is missing (Debian package {package})")
+    if shutil.which("dpkg") is None:
+        missing.append("`dpkg` is missing: the stand-ins are made from Debian's packages")
+    elif FOREIGN_ARCHITECTURE not in dpkg_architectures():
+        missing.append(
+            f"apt knows no {FOREIGN_ARCHITECTURE} packages: run `{ADD_FOREIGN_ARCHITECTURE}` "
+            "(scripts/test does, as root)"
+        )
     return missing
 
 

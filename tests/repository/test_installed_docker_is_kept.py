@@ -124,6 +124,7 @@ def everything_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Root, and every tool found: only the daemon's own decisions are left to check."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(daemon, "dpkg_architectures", lambda: {"amd64", "arm64"})
 
 
 def test_with_a_running_daemon_no_dockerd_is_needed(
@@ -196,3 +197,19 @@ def test_the_client_asks_buildx_for_no_attestation() -> None:
     environment = daemon.Docker(Path("/run/docker.sock")).environment
     assert environment["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"
     assert environment["DOCKER_HOST"] == "unix:///run/docker.sock"
+
+
+def test_apt_without_arm64_packages_is_a_missing_prerequisite_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch, everything_installed: None
+) -> None:
+    """The tests never add an architecture themselves: that changes the machine for good."""
+    monkeypatch.setattr(daemon, "dpkg_architectures", lambda: {"amd64"})
+    assert daemon.missing_prerequisites() == [
+        "apt knows no arm64 packages: run `dpkg --add-architecture arm64 && apt-get update` "
+        "(scripts/test does, as root)"
+    ]
+
+
+def test_the_test_script_adds_the_arm64_architecture_as_root() -> None:
+    script = (ROOT / "scripts" / "test").read_text()
+    assert f"dpkg --add-architecture {daemon.FOREIGN_ARCHITECTURE}" in script
