@@ -18,6 +18,7 @@ from pipeline.oci.names import (
     digest_of,
     host_of,
     normalize_registry,
+    parse_image_reference,
 )
 
 REGISTRY_ACCEPTED = (
@@ -141,3 +142,38 @@ def test_host_of_refuses_what_is_not_a_registry_host(registry: str) -> None:
 def test_usable_registries_are_kept() -> None:
     for host in ("ghcr.io", "127.0.0.1:5000", "[::1]:5000", "Registry.Example:443"):
         assert normalize_registry(host) == host.lower()
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("python:3.11-slim", ("docker.io", "library/python", "3.11-slim", None)),
+        ("bitnami/redis:7", ("docker.io", "bitnami/redis", "7", None)),
+        ("ghcr.io/astral-sh/uv:0.13.9", ("ghcr.io", "astral-sh/uv", "0.13.9", None)),
+        ("localhost/a/b", ("localhost", "a/b", None, None)),
+        ("127.0.0.1:5000/x:1", ("127.0.0.1:5000", "x", "1", None)),
+        (
+            f"python@{'sha256:' + 'c' * 64}",
+            ("docker.io", "library/python", None, "sha256:" + "c" * 64),
+        ),
+    ],
+)
+def test_image_references_are_split_as_docker_reads_them(
+    reference: str, expected: tuple[str, str, str | None, str | None]
+) -> None:
+    name = parse_image_reference(reference)
+    assert (name.registry, name.repository, name.tag, name.digest) == expected
+
+
+def test_a_pinned_reference_keeps_registry_repository_and_tag() -> None:
+    digest = "sha256:" + "d" * 64
+    assert (
+        parse_image_reference("python:3.11").pinned(digest)
+        == f"docker.io/library/python:3.11@{digest}"
+    )
+
+
+@pytest.mark.parametrize("reference", ["Python:3", "python:bad tag", "python@sha256:12"])
+def test_malformed_image_references_are_refused(reference: str) -> None:
+    with pytest.raises(ValueError, match="accepted"):
+        parse_image_reference(reference)

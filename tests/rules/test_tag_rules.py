@@ -6,6 +6,7 @@ instead; the ordering rules are also checked as properties (hypothesis) against 
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -416,3 +417,13 @@ def test_a_floating_tag_on_this_very_version_moves_again_on_overwrite() -> None:
     assert (
         decision.floating[1].reason == "moves: 2.4.0 is the highest stable version in all versions"
     )
+
+
+@given(st.binary(min_size=1, max_size=64))
+def test_attestation_tags_never_count_as_releases(content: bytes) -> None:
+    # Signatures, SBOMs and provenance are listed under `sha256-<hex of the subject>` (the
+    # referrers tag fallback): those tags are never versions, and never move floating tags.
+    attestation_tag = "sha256-" + hashlib.sha256(content).hexdigest()
+    assert published_versions([attestation_tag]) == []
+    decision = decide_tags("v2.4.0", [attestation_tag, "2.3.0"])
+    assert [tag.name for tag in decision.floating if tag.moves] == ["2.4", "latest"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from dataclasses import dataclass
 
 PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 """One component of a repository path, as the distribution spec defines it."""
@@ -129,3 +130,48 @@ def is_loopback_ip(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name, e.g. 127.attacker.example or localhost
+
+
+DOCKER_HUB = "docker.io"
+"""The registry of a reference that names none (``python:3.11``), as Docker reads it."""
+DOCKER_HUB_OFFICIAL = "library"
+"""The namespace of Docker Hub's one-component names (``python`` is ``library/python``)."""
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """An image reference split as Docker reads it: registry, repository path, tag, digest."""
+
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    def pinned(self, digest: str) -> str:
+        """This reference with ``digest``: ``registry/repository[:tag]@digest``."""
+        check_digest(digest)
+        tag = f":{self.tag}" if self.tag is not None else ""
+        return f"{self.registry}/{self.repository}{tag}@{digest}"
+
+
+def parse_image_reference(reference: str) -> ImageReference:
+    """``reference`` (``python:3.11-slim``, ``ghcr.io/astral-sh/uv:0.13.9@sha256:…``), split.
+
+    The first component is a registry only if it has a dot or a port, or is ``localhost``;
+    otherwise the image is on Docker Hub, whose one-component names are under ``library/``.
+    """
+    rest, _, digest = reference.partition("@")
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        registry, path = normalize_registry(first), remainder
+    else:
+        registry, path = DOCKER_HUB, rest
+    name, colon, tag = path.rpartition(":") if ":" in path else (path, "", "")
+    if registry == DOCKER_HUB and "/" not in name:
+        name = f"{DOCKER_HUB_OFFICIAL}/{name}"
+    check_repository(name)
+    if colon:
+        check_reference(tag)
+    if digest:
+        check_digest(digest)
+    return ImageReference(registry, name, tag if colon else None, digest or None)

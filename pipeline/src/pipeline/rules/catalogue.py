@@ -19,6 +19,9 @@ class ImageSpec:
     dockerfile: str
     platforms: tuple[str, ...]
     description: str
+    lock_files: tuple[str, ...] = ()
+    """The lock files the build installs from (paths in the build context): recorded, with
+    their digests, in the image's provenance; a conda lock's packages too, by URL and hash."""
 
     def repository_name(self) -> str:
         """The image's repository name below the owner, e.g. ``qm-nmr-calc-api``."""
@@ -34,6 +37,7 @@ CATALOGUE: tuple[ImageSpec, ...] = (
             "qm-nmr-calc API: FastAPI service that accepts molecules and serves "
             "quantum-chemistry NMR chemical shift predictions."
         ),
+        lock_files=("uv.lock",),
     ),
     ImageSpec(
         name="worker",
@@ -44,6 +48,7 @@ CATALOGUE: tuple[ImageSpec, ...] = (
             "qm-nmr-calc worker: Huey consumer that runs NWChem, CREST and xTB "
             "to compute NMR chemical shifts."
         ),
+        lock_files=("uv.lock", "worker/conda.lock"),
     ),
 )
 

@@ -18,6 +18,7 @@ PREFIX = "org.opencontainers.image."
 VERSION = PREFIX + "version"
 REVISION = PREFIX + "revision"
 CREATED = PREFIX + "created"
+SOURCE = PREFIX + "source"
 IDENTITY_KEYS = (VERSION, REVISION, CREATED)
 """The labels that say which release an image is: the version, its commit, the commit's time."""
 LICENSE = "MIT"
@@ -106,7 +107,7 @@ def image_labels(
         )
     url = source_url(owner)
     labels = {
-        PREFIX + "source": url,
+        SOURCE: url,
         PREFIX + "url": url,
         PREFIX + "title": image.repository_name(),
         PREFIX + "description": image.description,

@@ -1,0 +1,1 @@
+"""Tests of the supply-chain artifacts: SBOMs, provenance, statements, bundles."""
