@@ -387,6 +387,12 @@ def _identity_token(raw: str) -> IdentityToken:
 
     if not raw or not raw.strip():
         raise AttestationError("the OIDC identity token is empty")
+    expiry = _claimed_expiry(raw)
+    if expiry is not None and expiry <= time.time():
+        when = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise AttestationError(
+            f"the OIDC identity token expired at {when}; request a fresh one just before signing"
+        )
     try:
         return IdentityToken(raw)
     except IdentityError as exc:
@@ -394,6 +400,21 @@ def _identity_token(raw: str) -> IdentityToken:
             f"the OIDC identity token is refused: {printable(str(exc))[:MAX_ERROR_TEXT]}; "
             "accepted: an unexpired JWT with audience sigstore"
         ) from None
+
+
+def _claimed_expiry(raw: str) -> float | None:
+    """The ``exp`` claim of a JWT, unverified (to say "expired" rather than "malformed")."""
+    parts = raw.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+    expiry = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(expiry, bool) or not isinstance(expiry, int | float):
+        return None
+    return float(expiry)
 
 
 def _check_payload_type(envelope: Envelope) -> None:
