@@ -30,7 +30,7 @@ from pipeline.attest.storage import (
     attached,
     fallback_tag,
 )
-from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, digest_of
+from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, digest_of, serialize_json
 
 from tests.support.oci_images import push_release_image
 from tests.support.registry_server import RegistryServer
@@ -299,3 +299,45 @@ async def test_a_fallback_tag_holding_an_image_is_refused_not_overwritten(
         held = await client.get_manifest(repository, fallback_tag(subject.digest))
 
     assert held.digest == squatter
+
+
+async def test_entries_of_other_artifact_types_are_kept_and_skipped(
+    registry: RegistryServer, owner: str, signer: ThrowawaySigner
+) -> None:
+    repository = f"{owner}/qm-nmr-calc-api"
+    async with RegistryClient(registry.host) as client:
+        subject = await published(client, repository)
+        image = await client.get_manifest(repository, subject.digest)
+        foreign = image.document["manifests"][0]  # any manifest stands in for another tool's
+        foreign_entry = {**foreign, "artifactType": "application/vnd.example.other+json"}
+        foreign_entry.pop("platform")
+        listing = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [foreign_entry]}
+        tag = fallback_tag(subject.digest)
+        await client.put_manifest(repository, tag, serialize_json(listing), OCI_INDEX)
+
+        digest = await attach(
+            client, repository, subject, signed(signer, repository, subject.digest, SBOM), SBOM
+        )
+        entries = (await client.get_manifest(repository, tag)).document["manifests"]
+        stored = await attached(client, repository, subject.digest)
+
+    assert [entry["digest"] for entry in entries] == [foreign["digest"], digest]
+    assert [bundle.manifest_digest for bundle in stored] == [digest]
+
+
+async def test_a_listed_bundle_that_is_not_a_bundle_artifact_is_refused(
+    registry: RegistryServer, owner: str
+) -> None:
+    repository = f"{owner}/qm-nmr-calc-api"
+    async with RegistryClient(registry.host) as client:
+        subject = await published(client, repository)
+        image = await client.get_manifest(repository, subject.digest)
+        entry = {**image.document["manifests"][0], "artifactType": BUNDLE_MEDIA_TYPE}
+        entry.pop("platform")
+        listing = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+        await client.put_manifest(
+            repository, fallback_tag(subject.digest), serialize_json(listing), OCI_INDEX
+        )
+
+        with pytest.raises(AttestationError, match="is not a Sigstore bundle artifact"):
+            await attached(client, repository, subject.digest)
