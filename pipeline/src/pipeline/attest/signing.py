@@ -204,6 +204,9 @@ class ThrowawayVerifier:
 class KeylessSigner:
     """Signs keyless with sigstore-python 4.x: Fulcio certificate, Rekor entry (production).
 
+    The Fulcio certificate is cached for every later signature and is short-lived (minutes), as
+    the token is: request the token just before signing, sign the release's statements together,
+    and make a new signer with a fresh token for anything later.
     UNVERIFIED: nothing here reached Fulcio or Rekor; the signing path follows sigstore-python
     4.5's public API (``ClientTrustConfig.production``, ``SigningContext.from_trust_config``,
     ``Signer.sign_dsse``). Tested offline: malformed and expired tokens are refused clearly.
@@ -226,16 +229,16 @@ class KeylessSigner:
         """The bundle of ``statement`` from Fulcio and Rekor (one signing at a time)."""
         parse_statement(statement)
         from sigstore.dsse import Statement as SigstoreStatement
-        from sigstore.errors import Error as SigstoreError
-        from sigstore.oidc import ExpiredIdentity
 
         with self._lock:
             try:
                 signer = self._signer or self._new_signer()
                 self._signer = signer
                 bundle = signer.sign_dsse(SigstoreStatement(statement))
-            except (SigstoreError, ExpiredIdentity, OSError, ValueError) as exc:
-                # OSError covers requests' network errors; no message holds the token.
+            except Exception as exc:
+                # sigstore-python raises plain Exception subclasses from private modules
+                # (Fulcio, Rekor, timestamp and expiry errors) besides its own Error and
+                # requests' errors: each one means this signing failed. None holds the token.
                 raise AttestationError(
                     f"keyless signing failed: {type(exc).__name__}: {printable(str(exc))}"
                 ) from None
