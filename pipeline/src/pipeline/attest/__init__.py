@@ -4,5 +4,7 @@
 ``dsse`` (the DSSE envelope a statement is signed in), ``signing`` (Sigstore bundles: keyless in
 production, a throwaway identity in rehearsals and tests; GitHub's OIDC token exchange),
 ``storage`` (bundles as OCI artifacts beside their subject, found through the ``sha256-<hex>``
-tag) and ``check`` (what a verification reports about one digest). Never imports ``dagger``.
+tag) and ``check`` (what a verification reports about one digest); ``sbom`` and ``provenance``
+make the predicates. Import from the modules: this package re-exports nothing, so reading a
+statement never loads the HTTP or signing stack. Never imports ``dagger``.
 """
