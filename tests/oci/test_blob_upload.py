@@ -3,7 +3,7 @@
 Against the real ``docker-registry``: the blob is stored and read back, an existing one is not
 sent again, basic auth works; against scripted registries: a reported digest that is not the
 blob's, an upload Location on another origin, and a failed upload are refused, and the POST and
-PUT are never sent twice.
+PUT are never sent twice; on GHCR's token flow one push-scope token serves all three requests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 
 import httpx
 import pytest
-from pipeline.oci.client import RegistryClient, RegistryError, digest_of
+from pipeline.oci.client import Limits, RegistryClient, RegistryError, digest_of
 
 from tests.support.hostile_registry import Handler, HostileRegistry, Reply, Request
 from tests.support.registry_server import RegistryServer
@@ -130,3 +130,73 @@ async def test_a_failed_upload_is_named_and_not_sent_twice() -> None:
                 await client.put_blob(REPOSITORY, DATA)
 
     assert [request.method for request in server.requests] == ["HEAD", "POST", "PUT"]
+
+
+CHALLENGE = 'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:{}:pull,push"'
+
+
+def ghcr_upload(log: list[httpx.Request], post_status: int = 202) -> httpx.MockTransport:
+    """GHCR's token flow (push scope only) in front of an upload that works."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        log.append(request)
+        if request.url.path == "/token":
+            scope = request.url.params["scope"].removeprefix("repository:")
+            return httpx.Response(200, json={"token": f"tok:{scope}"})
+        if request.headers.get("authorization") != f"Bearer tok:{REPOSITORY}:pull,push":
+            return httpx.Response(401, headers={"WWW-Authenticate": CHALLENGE.format(REPOSITORY)})
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        if request.method == "POST":
+            upload = f"/v2/{REPOSITORY}/blobs/uploads/u1"
+            return httpx.Response(post_status, headers={"Location": upload})
+        return httpx.Response(201, headers={"Docker-Content-Digest": digest_of(request.content)})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_one_push_scope_token_serves_the_head_post_and_put() -> None:
+    log: list[httpx.Request] = []
+    async with RegistryClient(
+        "ghcr.io", username="bot", password="ghp-secret", transport=ghcr_upload(log)
+    ) as client:
+        assert await client.put_blob(REPOSITORY, DATA) == digest_of(DATA)
+
+    tokens = [request for request in log if request.url.path == "/token"]
+    assert [request.url.params["scope"] for request in tokens] == [
+        f"repository:{REPOSITORY}:pull,push"
+    ]
+    assert [request.method for request in log if request.url.path != "/token"] == [
+        "HEAD",  # refused once, before the token
+        "HEAD",
+        "POST",
+        "PUT",
+    ]
+
+
+async def test_a_refused_upload_says_which_write_access_to_check() -> None:
+    async with RegistryClient(
+        "ghcr.io", username="bot", password="ghp-secret", transport=ghcr_upload([], 403)
+    ) as client:
+        with pytest.raises(RegistryError, match=r"POST blob upload to .* failed: 403") as refused:
+            await client.put_blob(REPOSITORY, DATA)
+
+    assert "Manage Actions access" in str(refused.value)
+    assert "ghp-secret" not in str(refused.value)
+
+
+async def test_the_head_is_asked_again_after_a_server_error() -> None:
+    answers = iter([503, 503, 200])
+
+    def handle(request: Request, reply: Reply) -> None:
+        if request.method == "HEAD":
+            reply.send(next(answers), headers={"Docker-Content-Digest": digest_of(DATA)})
+        else:
+            reply.send(500)
+
+    with HostileRegistry(handle) as server:
+        limits = Limits(retry_pauses=(0.0, 0.0, 0.0))
+        async with RegistryClient(server.host, limits=limits) as client:
+            assert await client.put_blob(REPOSITORY, DATA) == digest_of(DATA)
+
+    assert [request.method for request in server.requests] == ["HEAD", "HEAD", "HEAD"]
