@@ -4,9 +4,9 @@ Each image is one tiny gzip tar layer, a config JSON (architecture, os, variant,
 and an OCI manifest; several of them make an OCI index. Everything is deterministic: the same
 platform and labels always give the same bytes and digests, as a reproducible build would.
 
-The pipeline never uploads blobs (the engine pushes images) nor splits references: the blob
-upload, blob existence, index annotation and reference splitting the tests need live here, on
-top of the client's bounded session.
+The pipeline uploads no image blobs (the engine pushes images; the client's ``put_blob`` stores
+attestations) nor splits references: the index annotation and reference splitting the tests
+need live here, on top of the client.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pipeline.oci.client import (
     serialize_json,
 )
 from pipeline.oci.names import check_digest, check_reference, check_repository, normalize_registry
-from pipeline.oci.transport import ERROR_BODY
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -110,62 +109,9 @@ def build_image(
     return BuiltImage(layer=layer, config=config, manifest=serialize_json(manifest_doc))
 
 
-BLOB_CONTENT_TYPE = "application/octet-stream"
-PUSH = "pull,push"
-
-
-async def blob_exists(client: RegistryClient, repository: str, digest: str) -> bool:
-    """Whether ``repository`` already holds blob ``digest`` (HEAD, with push scope)."""
-    session = client.session
-    answer = await session.request(
-        "HEAD",
-        session.base_url.join(f"/v2/{check_repository(repository)}/blobs/{check_digest(digest)}"),
-        repository=repository,
-        actions=PUSH,
-        operation=f"HEAD blob {repository}@{digest}",
-        ok=frozenset({200, 404}),
-        body=ERROR_BODY,
-        idempotent=True,
-    )
-    return answer.status == 200
-
-
 async def push_blob(client: RegistryClient, repository: str, data: bytes) -> str:
-    """Upload ``data`` (monolithic POST then PUT) unless it exists; returns its digest."""
-    digest = digest_of(data)
-    if await blob_exists(client, repository, digest):
-        return digest
-    session = client.session
-    operation = f"POST blob upload to {repository}"
-    started = await session.request(
-        "POST",
-        session.base_url.join(f"/v2/{repository}/blobs/uploads/"),
-        repository=repository,
-        actions=PUSH,
-        operation=operation,
-        ok=frozenset({202}),
-        body=ERROR_BODY,
-        idempotent=False,
-    )
-    location = started.headers.get("location")
-    if not location:
-        raise session.error(operation, "202 without a Location", 202)
-    answer = await session.request(
-        "PUT",
-        session.base_url.join(location).copy_merge_params({"digest": digest}),
-        repository=repository,
-        actions=PUSH,
-        operation=f"PUT blob {repository}@{digest}",
-        ok=frozenset({201}),
-        body=ERROR_BODY,
-        idempotent=False,
-        headers={"Content-Type": BLOB_CONTENT_TYPE},
-        content=data,
-    )
-    header = answer.headers.get("docker-content-digest")
-    if header and header != digest:
-        raise session.error(f"PUT blob {repository}@{digest}", f"registry stored {header}", 201)
-    return digest
+    """Upload ``data`` unless it exists (``RegistryClient.put_blob``); returns its digest."""
+    return await client.put_blob(repository, data)
 
 
 async def annotate_index(

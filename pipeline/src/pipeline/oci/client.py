@@ -5,6 +5,7 @@
         manifest = await client.get_manifest(repository, "2.4.0")     # digest-checked bytes
         config = await client.get_json_blob(repository, digest)       # an image config
         await client.put_manifest(repository, "latest", manifest.raw, manifest.media_type)
+        await client.put_blob(repository, bundle)                      # unless already there
 
 Every failure is a RegistryError whose one-line message names the registry, the operation and
 the cause, holds no secret and no raw control character. Bounds (sizes, deadlines, retries) are
@@ -73,6 +74,9 @@ PUSH = "pull,push"
 _FOUND = frozenset({200})
 _FOUND_OR_MISSING = frozenset({200, 404})
 _STORED = frozenset({200, 201})
+_UPLOAD_STARTED = frozenset({202})
+_BLOB_STORED = frozenset({201})
+BLOB_CONTENT_TYPE = "application/octet-stream"
 
 
 class RegistryClient:
@@ -223,6 +227,89 @@ class RegistryClient:
         if actual != digest:
             raise self.session.error(operation, f"content has digest {actual}")
         return answer.body
+
+    async def put_blob(self, repository: str, data: bytes) -> str:
+        """Store blob ``data`` in ``repository`` unless it is there already; returns its digest.
+
+        A HEAD (push scope) finds an existing blob; otherwise one upload session (POST) takes the
+        whole blob in one PUT ``?digest=``, as Docker's registry and GHCR accept. The HEAD is
+        retried as reads are; the POST and PUT are not (a re-run finds what got stored). The
+        digest the registry reports is checked against what was sent.
+        """
+        check_repository(repository)
+        digest = digest_of(data)
+        if await self._blob_exists(repository, digest):
+            return digest
+        location = await self._start_upload(repository)
+        operation = f"PUT blob {repository}@{digest}"
+        answer = await self.session.request(
+            "PUT",
+            location.copy_merge_params({"digest": digest}),
+            repository=repository,
+            actions=PUSH,
+            operation=operation,
+            ok=_BLOB_STORED,
+            body=ERROR_BODY,
+            idempotent=False,
+            headers={"Content-Type": BLOB_CONTENT_TYPE},
+            content=data,
+        )
+        self._check_blob_digest(answer, digest, operation)
+        return digest
+
+    async def _blob_exists(self, repository: str, digest: str) -> bool:
+        """Whether ``repository`` holds blob ``digest`` (HEAD with push scope: no second token)."""
+        operation = f"HEAD blob {repository}@{digest}"
+        answer = await self.session.request(
+            "HEAD",
+            self.session.base_url.join(f"/v2/{repository}/blobs/{digest}"),
+            repository=repository,
+            actions=PUSH,
+            operation=operation,
+            ok=_FOUND_OR_MISSING,
+            body=ERROR_BODY,
+            idempotent=True,
+        )
+        if answer.status == 404:
+            return False
+        self._check_blob_digest(answer, digest, operation)
+        return True
+
+    async def _start_upload(self, repository: str) -> httpx.URL:
+        """A new upload session's URL on this registry (from the POST's ``Location``)."""
+        operation = f"POST blob upload to {repository}"
+        answer = await self.session.request(
+            "POST",
+            self.session.base_url.join(f"/v2/{repository}/blobs/uploads/"),
+            repository=repository,
+            actions=PUSH,
+            operation=operation,
+            ok=_UPLOAD_STARTED,
+            body=ERROR_BODY,
+            idempotent=False,
+        )
+        location = answer.headers.get("location", "")
+        try:
+            url = self.session.base_url.join(location) if location else None
+        except (httpx.InvalidURL, ValueError, TypeError):
+            url = None
+        if url is None:
+            raise self.session.error(operation, "no usable upload Location", answer.status)
+        if not self.session.same_origin(url):
+            raise self.session.error(
+                operation,
+                f"upload Location on {printable(str(url.host))} refused; accepted: this registry",
+                answer.status,
+            )
+        return url
+
+    def _check_blob_digest(self, answer: Answer, digest: str, operation: str) -> None:
+        """Refuse an answer whose ``Docker-Content-Digest`` is not the blob's digest."""
+        header = answer.headers.get("docker-content-digest")
+        if header is not None and header != digest:
+            raise self.session.error(
+                operation, f"registry reports digest {printable(header)[:80]!r}", answer.status
+            )
 
     async def get_json_blob(self, repository: str, digest: str) -> dict[str, Any]:
         """A JSON object blob, such as an image config."""
