@@ -1,0 +1,1 @@
+"""Attestations of the published images: statements, signatures, SBOMs, their storage."""

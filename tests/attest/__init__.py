@@ -1,0 +1,1 @@
+"""The attestation package (``pipeline.attest``): pure documents, signatures, storage."""
