@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography import x509
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.dsse import PAYLOAD_TYPE, pae
 from pipeline.attest.signing import (
     BUNDLE_MEDIA_TYPE,
@@ -30,7 +31,6 @@ from pipeline.attest.signing import (
 from pipeline.attest.statements import (
     PROVENANCE,
     SBOM,
-    AttestationError,
     Statement,
     statement,
 )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.dsse import PAYLOAD_TYPE, pae
 from pipeline.attest.statements import (
     PREDICATE_TYPES,
@@ -19,7 +20,6 @@ from pipeline.attest.statements import (
     SBOM,
     SIGNATURE,
     STATEMENT_TYPE,
-    AttestationError,
     Statement,
     parse_statement,
     statement,

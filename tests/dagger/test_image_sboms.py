@@ -1,0 +1,271 @@
+"""The SBOM of a pushed image: ``pipeline.sboms.scan`` runs syft in a container on the engine.
+
+Here the stand-in engine runs the host's syft 1.18.1 with the chain's arguments against a REAL
+registry on loopback holding small synthetic images with Debian and Python packages
+(``tests.support.package_images``): what syft finds, how the registry is reached (credentials,
+the rehearsal's service) and what a failure says are real syft's; the chain is the module's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import dagger
+import pytest
+from dagger import dag
+from dagger.client._core import Field
+from pipeline.attest.errors import AttestationError
+from pipeline.oci.client import RegistryClient
+from pipeline.sboms import AUTH_PASSWORD, SYFT_IMAGE, scan
+
+from tests.support.package_images import DEBIAN_PACKAGES, PYTHON_PACKAGES, push_packaged_image
+from tests.support.registry_server import RegistryServer
+from tests.support.standin import StandInEngine
+
+pytestmark = pytest.mark.anyio
+
+TOKEN_ID = "secret-registry-token"
+REHEARSAL_PORT = 5000
+PACKAGES = sorted([*DEBIAN_PACKAGES, *PYTHON_PACKAGES])
+
+
+async def push(registry: RegistryServer, repository: str, platform: str) -> str:
+    """Push a packaged image for ``platform``; its digest."""
+    async with RegistryClient(
+        registry.host, username=registry.username, password=registry.password
+    ) as client:
+        return await push_packaged_image(client, repository, platform)
+
+
+def engine_for(
+    registry: RegistryServer, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> StandInEngine:
+    """A stand-in engine for ``registry``, knowing the token secret, installed."""
+    engine = StandInEngine(registry.host, secrets={TOKEN_ID: str(registry.password)}, **options)
+    engine.install(monkeypatch)
+    return engine
+
+
+def rehearsal_registry() -> dagger.Service:
+    """The rehearsal's throwaway registry, as ``Pipeline._rehearse`` makes it."""
+    return dag.container().from_("registry:2").with_exposed_port(REHEARSAL_PORT).as_service()
+
+
+def packages(document: dict[str, Any], purl_type: str) -> dict[str, str]:
+    """Name -> purl of the packages of one purl type (``deb``, ``pypi``)."""
+    found = {}
+    for package in document["packages"]:
+        for ref in package.get("externalRefs", []):
+            if ref["referenceType"] == "purl" and ref["referenceLocator"].startswith(
+                f"pkg:{purl_type}/"
+            ):
+                found[package["name"]] = ref["referenceLocator"]
+    return found
+
+
+def syft_commands(engine: StandInEngine) -> list[list[Field]]:
+    """Every syft container chain the engine was asked to run."""
+    return [
+        chain
+        for chain in engine.queries
+        if any(step.name == "from" and step.args["address"] == SYFT_IMAGE for step in chain)
+    ]
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64"])
+async def test_the_sbom_of_a_pushed_platform_lists_its_debian_and_python_packages(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    engine = engine_for(registry, monkeypatch)
+    repository = f"{owner}/qm-nmr-calc-api"
+    digest = await push(registry, repository, platform)
+
+    document = await scan(
+        f"{registry.host}/{repository}@{digest}", platform, credentials=None, registry_service=None
+    )
+
+    assert document["spdxVersion"] == "SPDX-2.3"
+    assert document["name"] == f"{registry.host}/{repository}"
+    architecture = platform.split("/")[1]
+    debian = packages(document, "deb")
+    assert sorted(debian) == sorted(DEBIAN_PACKAGES)
+    assert all(f"arch={architecture}" in purl for purl in debian.values())
+    assert packages(document, "pypi") == {
+        name: f"pkg:pypi/{name}@{version}" for name, version in PYTHON_PACKAGES.items()
+    }
+    (chain,) = syft_commands(engine)
+    assert chain[-2].args["args"][:6] == [
+        "/syft",
+        "scan",
+        f"registry:{registry.host}/{repository}@{digest}",
+        "--platform",
+        platform,
+        "--output",
+    ]
+
+
+async def test_credentials_reach_syft_as_variables_the_password_only_as_a_secret(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(auth_registry, monkeypatch)
+    repository = f"{owner}/qm-nmr-calc-api"
+    digest = await push(auth_registry, repository, "linux/amd64")
+    password = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+    reference = f"{auth_registry.host}/{repository}@{digest}"
+
+    document = await scan(
+        reference,
+        "linux/amd64",
+        credentials=(str(auth_registry.username), password),
+        registry_service=None,
+    )
+
+    assert {p["name"] for p in document["packages"]} >= set(PACKAGES)
+    (chain,) = syft_commands(engine)
+    assert str(auth_registry.password) not in repr(chain)
+    secrets = [step.args for step in chain if step.name == "withSecretVariable"]
+    assert [args["name"] for args in secrets] == [AUTH_PASSWORD]
+    assert secrets[0]["secret"] is password
+
+
+async def test_without_credentials_a_private_registry_s_refusal_is_told(
+    auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_for(auth_registry, monkeypatch)
+    repository = f"{owner}/qm-nmr-calc-api"
+    digest = await push(auth_registry, repository, "linux/amd64")
+    reference = f"{auth_registry.host}/{repository}@{digest}"
+
+    with pytest.raises(AttestationError) as refused:
+        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+
+    message = str(refused.value)
+    assert message.startswith(f"syft could not scan {reference} for linux/amd64 (exit code 1): ")
+    assert "UNAUTHORIZED: authentication required" in message
+
+
+async def test_the_rehearsal_registry_is_read_through_its_bound_service_over_http(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(registry, monkeypatch)
+    repository = f"{owner}/qm-nmr-calc-api"
+    digest = await push(registry, repository, "linux/arm64")
+    # as the rehearsal publishes: to localhost:5000, aliased to the service
+    reference = f"localhost:{REHEARSAL_PORT}/{repository}@{digest}"
+
+    document = await scan(
+        reference, "linux/arm64", credentials=None, registry_service=rehearsal_registry()
+    )
+
+    assert document["name"] == f"localhost:{REHEARSAL_PORT}/{repository}"
+    assert sorted(packages(document, "deb")) == sorted(DEBIAN_PACKAGES)
+    (chain,) = syft_commands(engine)
+    bindings = [step.args["alias"] for step in chain if step.name == "withServiceBinding"]
+    assert (
+        chain[-2].args["args"][2]
+        == f"registry:{bindings[0]}:{REHEARSAL_PORT}/{repository}@{digest}"
+    )
+
+
+async def test_the_rehearsal_reference_without_its_service_reaches_an_empty_loopback(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_for(registry, monkeypatch)
+    digest = await push(registry, f"{owner}/qm-nmr-calc-api", "linux/amd64")
+    reference = f"localhost:{REHEARSAL_PORT}/{owner}/qm-nmr-calc-api@{digest}"
+
+    with pytest.raises(AttestationError, match="connect: connection refused"):
+        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+
+
+async def test_an_image_the_registry_lacks_is_an_error_naming_it(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_for(registry, monkeypatch)
+    reference = f"{registry.host}/{owner}/qm-nmr-calc-api@sha256:{'0' * 64}"
+
+    with pytest.raises(AttestationError) as missing:
+        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+
+    assert f"syft could not scan {reference}" in str(missing.value)
+    assert "MANIFEST_UNKNOWN" in str(missing.value)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["ghcr.io/steinbeck/qm-nmr-calc-api:2.4.0", "qm-nmr-calc-api@sha256:" + "a" * 64],
+)
+async def test_a_reference_that_is_not_a_digest_in_a_repository_is_refused(
+    registry: RegistryServer, monkeypatch: pytest.MonkeyPatch, reference: str
+) -> None:
+    engine = engine_for(registry, monkeypatch)
+
+    with pytest.raises(ValueError, match="give HOST/REPOSITORY@sha256:<hex>"):
+        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+
+    assert engine.queries == []
+
+
+# --- what the stand-in models -------------------------------------------------------------------
+
+
+async def test_a_bound_alias_resolves_only_in_the_container_it_is_bound_to(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_for(registry, monkeypatch)
+    digest = await push(registry, f"{owner}/api", "linux/amd64")
+    target = f"registry:registry:{REHEARSAL_PORT}/{owner}/api@{digest}"
+    base = dag.container().from_(SYFT_IMAGE)
+    command = ["/syft", "scan", target, "--platform", "linux/amd64", "--output", "spdx-json"]
+
+    with pytest.raises(dagger.ExecError) as unbound:
+        await (
+            base.with_env_variable("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+            .with_exec(command)
+            .stdout()
+        )
+    assert "lookup registry: no such host" in unbound.value.stderr
+
+    bound = base.with_service_binding("registry", rehearsal_registry())
+    with pytest.raises(dagger.ExecError) as over_tls:
+        await bound.with_exec(command).stdout()
+    assert "server gave HTTP response to HTTPS client" in over_tls.value.stderr
+
+    printed = (
+        await bound.with_env_variable("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .with_exec(command)
+        .stdout()
+    )
+    assert json.loads(printed)["spdxVersion"] == "SPDX-2.3"
+
+
+SCAN = ["/syft", "scan", "registry:x/y@sha256:" + "a" * 64, "--platform", "linux/amd64"]
+UNMODELLED: dict[str, Callable[[dagger.Container], dagger.Container]] = {
+    "another output": lambda syft: syft.with_exec([*SCAN, "--output", "cyclonedx-json"]),
+    "another option": lambda syft: syft.with_exec([*SCAN, "--output", "spdx-json", "-s", "all"]),
+    "another source": lambda syft: syft.with_exec(["/syft", "scan", "dir:/"]),
+    "another variable": lambda syft: syft.with_env_variable("SYFT_PARALLELISM", "4").with_exec(
+        [*SCAN, "--output", "spdx-json"]
+    ),
+    "a step after the command": lambda syft: syft.with_exec(
+        [*SCAN, "--output", "spdx-json"]
+    ).with_workdir("/tmp"),
+    "the entrypoint": lambda syft: syft.with_exec(SCAN[1:], use_entrypoint=True),
+    "another image": lambda _syft: (
+        dag.container().from_("anchore/syft:latest").with_exec([*SCAN, "--output", "spdx-json"])
+    ),
+}
+"""Syft containers the stand-in refuses rather than guess what they would print."""
+
+
+@pytest.mark.parametrize("unmodelled", UNMODELLED)
+async def test_a_syft_chain_the_stand_in_does_not_model_is_refused(
+    registry: RegistryServer, monkeypatch: pytest.MonkeyPatch, unmodelled: str
+) -> None:
+    engine_for(registry, monkeypatch)
+    container = UNMODELLED[unmodelled](dag.container().from_(SYFT_IMAGE))
+
+    with pytest.raises(NotImplementedError):
+        await container.stdout()
