@@ -38,6 +38,8 @@ def main() -> int:
     slowest = max(builder.build_seconds.values())
     for image, seconds in sorted(builder.build_seconds.items()):
         print(f"build {image:40} {seconds:7.1f} s")
+    for pushed, seconds in sorted(builder.push_seconds.items()):
+        print(f"push {pushed:41} {seconds:7.1f} s")
     print(f"release {TAG} wall time:                   {wall:7.1f} s")
     print(
         f"wall / slowest variant build:              {wall / slowest:7.2f} (target <= {TARGET}; "

@@ -24,18 +24,22 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from dagger.client._core import Field
 
 from tests.images import builds, standins
-from tests.images.daemon import Docker
+from tests.images.daemon import DOCKER_CLIENT, Docker
 
 SOURCES_ROW = re.compile(
     r"^\|\s*qm-nmr-calc-(?P<tag>\S+)\.tar\.gz\s*\|[^|]*\|\s*(?P<commit>[0-9a-f]{40})\s*\|"
@@ -45,6 +49,10 @@ SOURCES_ROW = re.compile(
 COMMIT_TIME_COMMAND = ("git", "show", "-s", "--format=%cI")
 CONTEXT_STEPS = frozenset({"git", "tag", "tree", "withFile"})
 PUSH_TIMEOUT = 900.0
+SMALL_FILE = 1 << 20
+"""Files of a saved image up to this size (configs, manifest.json, tiny layers) are kept as is."""
+CONTENT_ADDRESSED = "blobs/sha256/"
+"""Where ``docker save`` (OCI layout) puts a layer, named by its uncompressed digest."""
 
 
 class StandInRefusedError(NotImplementedError):
@@ -71,7 +79,11 @@ class RealBuilder:
     build_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds each built image (by its local tag) took: for the benchmark."""
     _contexts: dict[tuple[str, tuple[str, ...]], Path] = field(default_factory=dict)
+    push_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds each push (by repository and tag) took: for the benchmark."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _compressed: dict[str, Path] = field(default_factory=dict)
+    """Each layer compressed so far, by its name in ``docker save`` (its diff id)."""
 
     # --- commits ------------------------------------------------------------------------------
 
@@ -153,11 +165,16 @@ class RealBuilder:
     # --- pushes -------------------------------------------------------------------------------
 
     def push(self, registry: str, repository: str, tag: str, images: Sequence[str]) -> str:
-        """Push built ``images`` as the engine does; the digest now under ``tag``."""
-        entries = []
-        with httpx.Client(base_url=f"http://{registry}", timeout=PUSH_TIMEOUT) as client:
-            for image in images:
-                entries.append(self._push_image(client, repository, image))
+        """Push built ``images`` as the engine does; the digest now under ``tag``.
+
+        The variants are pushed concurrently, as BuildKit pushes the platforms of one publish.
+        """
+        started = time.monotonic()
+        with (
+            httpx.Client(base_url=f"http://{registry}", timeout=PUSH_TIMEOUT) as client,
+            ThreadPoolExecutor(max_workers=max(1, len(images))) as pool,
+        ):
+            entries = list(pool.map(partial(self._push_image, client, repository), images))
             if len(entries) == 1:
                 raw, media_type = entries[0][1], standins.OCI_MANIFEST
             else:
@@ -167,7 +184,9 @@ class RealBuilder:
                     "manifests": [descriptor for descriptor, _raw in entries],
                 }
                 raw, media_type = standins.canonical_json(index), standins.OCI_INDEX
-            return standins.put_raw_manifest(client, repository, tag, raw, media_type)
+            digest = standins.put_raw_manifest(client, repository, tag, raw, media_type)
+        self.push_seconds[f"{repository}:{tag}"] = time.monotonic() - started
+        return digest
 
     def _push_image(
         self, client: httpx.Client, repository: str, image: str
@@ -176,22 +195,19 @@ class RealBuilder:
 
         The image's own config JSON is the config blob (Docker's fields such as Healthcheck
         included, as BuildKit keeps them; a converting copy would drop them), each layer is
-        gzipped, and the manifest is an OCI one.
+        gzipped, and the manifest is an OCI one. Only layers not yet in the repository are
+        uploaded (``push_blob`` asks first), as BuildKit does.
         """
         saved = self.workdir / "saved" / image.replace("/", "_").replace(":", "_")
         shutil.rmtree(saved, ignore_errors=True)
         saved.mkdir(parents=True)
-        archive = saved / "image.tar"
-        self.docker.run("save", f"--output={archive}", image)
-        with tarfile.open(archive) as tar:
-            tar.extractall(saved, filter="data")
-        (entry,) = json.loads((saved / "manifest.json").read_text())
-        config_raw = (saved / entry["Config"]).read_bytes()
+        blobs = self._saved_blobs(image, saved)
+        (entry,) = json.loads(blobs["manifest.json"].read_bytes())
+        config_raw = blobs[entry["Config"]].read_bytes()
         config = json.loads(config_raw)
         layers = []
         for layer in entry["Layers"]:
-            compressed = gzip_layer(saved / layer)
-            digest, size = standins.push_blob(client, repository, compressed)
+            digest, size = standins.push_blob(client, repository, blobs[layer].compressed())
             layers.append({"mediaType": standins.OCI_LAYER_GZIP, "digest": digest, "size": size})
         config_digest, config_size = standins.push_blob(client, repository, config_raw)
         manifest = {
@@ -217,10 +233,85 @@ class RealBuilder:
         }
         return descriptor, raw
 
+    def _saved_blobs(self, image: str, saved: Path) -> dict[str, SavedBlob]:
+        """``docker save`` of ``image`` read as a stream: each file of the archive by its name.
 
-def gzip_layer(layer: Path) -> Path:
-    """``layer`` gzipped beside it (fast level: these are test pushes, not downloads)."""
-    output = layer.with_name(layer.name + ".gz")
-    with layer.open("rb") as source, gzip.open(output, "wb", compresslevel=1) as target:
+        Large files (layers) are gzipped as they stream by, never written uncompressed; a layer
+        named by its content (``blobs/sha256/<diff id>``) that an earlier push already compressed
+        is taken from there, as BuildKit computes a layer's compressed blob once.
+        """
+        blobs: dict[str, SavedBlob] = {}
+        with subprocess.Popen(
+            [DOCKER_CLIENT, "save", image],
+            env=self.docker.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process:
+            assert process.stdout is not None
+            with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
+                for number, member in enumerate(archive):
+                    if member.isfile():
+                        blobs[member.name] = self._saved_blob(archive, member, saved, number)
+            error = process.stderr.read() if process.stderr else b""
+        if process.returncode != 0:
+            raise RuntimeError(f"docker save {image} failed: {error.decode()[-2000:]}")
+        return blobs
+
+    def _saved_blob(
+        self, archive: tarfile.TarFile, member: tarfile.TarInfo, saved: Path, number: int
+    ) -> SavedBlob:
+        """One file of a saved image: kept as it is when small, else gzipped (once per layer)."""
+        stream = archive.extractfile(member)
+        assert stream is not None
+        if member.size <= SMALL_FILE:
+            path = saved / f"file-{number}"
+            path.write_bytes(stream.read())
+            return SavedBlob(path)
+        shared = member.name.startswith(CONTENT_ADDRESSED)
+        with self._lock:
+            known = self._compressed.get(member.name) if shared else None
+        if known is not None:
+            return SavedBlob(known.with_suffix(""), known)
+        directory = self.workdir / "compressed" if shared else saved
+        directory.mkdir(parents=True, exist_ok=True)
+        output = directory / f"layer-{number}-{threading.get_ident()}.gz"
+        gzip_stream(stream, output)
+        if shared:
+            with self._lock:
+                output = self._compressed.setdefault(member.name, output)
+        return SavedBlob(output.with_suffix(""), output)
+
+
+@dataclass(frozen=True)
+class SavedBlob:
+    """A file of a saved image: its bytes at ``path`` (small files), or gzipped at ``gzipped``."""
+
+    path: Path
+    gzipped: Path | None = None
+
+    def read_bytes(self) -> bytes:
+        """The file's own bytes (small files only: configs, manifest.json)."""
+        return self.path.read_bytes()
+
+    def compressed(self) -> Path:
+        """The file gzipped as a layer blob (small layers are gzipped here, once)."""
+        if self.gzipped is not None:
+            return self.gzipped
+        output = self.path.with_name(self.path.name + ".gz")
+        if not output.exists():
+            with self.path.open("rb") as source:
+                gzip_stream(source, output)
+        return output
+
+
+def gzip_stream(source: IO[bytes], output: Path) -> None:
+    """``source`` gzipped into ``output`` as BuildKit writes layer blobs: no name, time zero.
+
+    Fast level: these are test pushes, not downloads. With no time or name in the header, one
+    layer always gives one blob digest, as the engine's cached compressed blob does.
+    """
+    with (
+        output.open("wb") as file,
+        gzip.GzipFile(filename="", mode="wb", fileobj=file, compresslevel=1, mtime=0) as target,
+    ):
         shutil.copyfileobj(source, target, 1 << 20)
-    return output
