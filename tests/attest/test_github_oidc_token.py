@@ -12,8 +12,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from pipeline.attest import signing
-from pipeline.attest.signing import github_oidc_token
 from pipeline.attest.errors import AttestationError
+from pipeline.attest.signing import github_oidc_token
 
 from tests.support.hostile_registry import Handler, HostileRegistry, Reply, Request
 

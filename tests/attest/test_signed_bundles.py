@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography import x509
-from pipeline.attest.errors import AttestationError
 from pipeline.attest.dsse import PAYLOAD_TYPE, pae
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.signing import (
     BUNDLE_MEDIA_TYPE,
     GITHUB_ISSUER,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pipeline.attest.errors import AttestationError
 from pipeline.attest.dsse import PAYLOAD_TYPE, pae
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.statements import (
     PREDICATE_TYPES,
     PROVENANCE,
