@@ -7,8 +7,8 @@ about that digest, signed so that the given verifier accepts it.
 
 from __future__ import annotations
 
-from pipeline.attest.signing import Verifier, unverified_statement
 from pipeline.attest.errors import AttestationError
+from pipeline.attest.signing import Verifier, unverified_statement
 from pipeline.attest.statements import PREDICATE_TYPES, Statement
 from pipeline.attest.storage import StoredBundle, attached
 from pipeline.oci import RegistryClient

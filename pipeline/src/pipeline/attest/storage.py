@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.attest.signing import BUNDLE_MEDIA_TYPE, MAX_BUNDLE, unverified_statement
 from pipeline.attest.errors import AttestationError
+from pipeline.attest.signing import BUNDLE_MEDIA_TYPE, MAX_BUNDLE, unverified_statement
 from pipeline.oci import RegistryClient, serialize_json
 from pipeline.oci.client import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, Manifest, digest_of
 from pipeline.oci.text import printable
@@ -40,6 +40,8 @@ CONTENT_DSSE = "dsse-envelope"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 MAX_ATTACHED = 64
+FALLBACK_TAG_PREFIX = "sha256-"
+"""Tags made of it and a digest's hex list attachments; never a release's tags."""
 """Entries of a fallback index read at most; a longer list is refused as not ours."""
 _SHA256 = re.compile(r"^sha256:([0-9a-f]{64})\Z", re.ASCII)
 
@@ -72,7 +74,7 @@ def fallback_tag(digest: str) -> str:
             f"subject digest {printable(digest)[:80]!r} is not accepted; "
             "give sha256:<64 lowercase hex digits>"
         )
-    return f"sha256-{match.group(1)}"
+    return f"{FALLBACK_TAG_PREFIX}{match.group(1)}"
 
 
 async def attach(
