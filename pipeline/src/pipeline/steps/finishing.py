@@ -56,11 +56,19 @@ async def finish_image(
     """Annotate ``image`` (index only), then move its floating tags; what it holds in the end.
 
     The version tag already holds ``pushed_digest``. An index gets its annotations under the
-    version tag first; each floating tag the plan moves is then decided again and written with
-    the same bytes, and finally read back and settled.
+    version tag first (``version_manifest``); then ``move_floating``.
+    """
+    final = await version_manifest(client, repository_path(image.repository), image, pushed_digest)
+    return await move_floating(client, image, final)
+
+
+async def move_floating(client: RegistryClient, image: ImagePlan, final: Manifest) -> FinishedImage:
+    """Move the floating tags of ``image`` to ``final``, its version tag's manifest.
+
+    Each floating tag the plan moves is decided again and written with the same bytes, and
+    finally read back and settled.
     """
     path = repository_path(image.repository)
-    final = await version_manifest(client, path, image, pushed_digest)
     decisions = {tag.name: tag for tag in image.floating}
     notes: list[str] = []
     for planned in image.floating:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from pipeline.attest.check import check_attestations
+from pipeline.attest.signing import Verifier
 from pipeline.oci import (
     Manifest,
     RegistryClient,
@@ -210,16 +212,46 @@ async def check_platforms(
     return tuple(served), mismatches
 
 
+def attested_digests(image: ImagePlan, top: Manifest) -> list[str]:
+    """The digests a release attests: each planned platform's manifest, and the index."""
+    if not top.is_index:
+        return [top.digest]
+    entries = top.document["manifests"][:MAX_INDEX_ENTRIES]
+    return [
+        str(entry["digest"])
+        for entry in entries
+        if platform_of(entry.get("platform") or {}) in image.platforms
+    ] + [top.digest]
+
+
+async def check_attested(
+    client: RegistryClient, path: str, image: ImagePlan, top: Manifest, verifier: Verifier
+) -> list[str]:
+    """Every digest's missing, misdirected or unverifiable SBOM, provenance or signature."""
+    found = await gather(
+        {
+            digest: partial(check_attestations, client, path, digest, verifier)
+            for digest in attested_digests(image, top)
+        }
+    )
+    return [problem for problems in found.values() for problem in problems]
+
+
 async def verify_image(
-    client: RegistryClient, image: ImagePlan, expected_digest: str | None = None
+    client: RegistryClient,
+    image: ImagePlan,
+    expected_digest: str | None = None,
+    attestations: Verifier | None = None,
 ) -> ImageReport:
-    """Verify one image of a release."""
+    """Verify one image of a release; with a verifier, its attestations too."""
     path = repository_path(image.repository)
     top, mismatches = await check_tags(client, path, image, expected_digest)
     platforms: tuple[str, ...] = ()
     if top is not None:
         platforms, more = await check_platforms(client, path, image, top)
         mismatches += more
+        if attestations is not None:
+            mismatches += await check_attested(client, path, image, top, attestations)
     return ImageReport(
         name=image.name,
         repository=image.repository,
@@ -234,12 +266,17 @@ async def verify_release(
     plan: ReleasePlan,
     *,
     expected_digests: Mapping[str, str] | None = None,
+    attestations: Verifier | None = None,
 ) -> VerifyReport:
-    """Verify every image of ``plan``; ``expected_digests`` maps image names to pushed digests."""
+    """Verify every image of ``plan``; ``expected_digests`` maps image names to pushed digests.
+
+    With ``attestations``, every published digest must carry an SBOM, a provenance and a
+    signature that name it, each a bundle that ``attestations`` verifies.
+    """
     expected = expected_digests or {}
     reports = await gather(
         {
-            image.name: partial(verify_image, client, image, expected.get(image.name))
+            image.name: partial(verify_image, client, image, expected.get(image.name), attestations)
             for image in plan.images
         }
     )
