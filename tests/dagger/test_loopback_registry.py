@@ -22,7 +22,7 @@ from pipeline.steps.concurrency import ConcurrentStepsError
 
 from tests.dagger.test_module_functions import registration
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import StandInEngine, engine_error
+from tests.support.standin import StandInEngine, engine_error, signing_flags
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,9 @@ async def test_publish_to_a_loopback_registry_fails_before_any_build(
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
 
     with pytest.raises(UnreachableRegistryError, match="rehearse"):
-        await pipeline_for(registry.host, owner).publish("v2.4.0", username="bot", password=secret)
+        await pipeline_for(registry.host, owner).publish(
+            "v2.4.0", username="bot", password=secret, **signing_flags()
+        )
 
     assert engine.builds == []
     assert engine.pushes == []

@@ -20,19 +20,22 @@ import pytest
 from dagger import dag
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from pipeline.attest.signing import THROWAWAY_IDENTITY
+from pipeline.attest.storage import FALLBACK_TAG_PREFIX, fallback_tag
 from pipeline.main import BuildFailedError, Pipeline
 from pipeline.oci.client import RegistryClient
+from pipeline.oci.documents import Manifest
 from pipeline.publishing import references_of
 from pipeline.rules.plan import ImagePlan, make_plan
 from pipeline.rules.versions import ReleaseInputError
 from pipeline.steps.concurrency import ConcurrentStepsError
-from pipeline.steps.finishing import FinishedImage, finish_image
+from pipeline.steps.finishing import FinishedImage, move_floating
 from pipeline.steps.progress import step
 from pipeline.steps.verify import VerificationError
 
 from pipeline import publishing
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import CREATED, REVISION, StandInEngine
+from tests.support.standin import CREATED, REVISION, StandInEngine, signing_flags
 
 pytestmark = pytest.mark.anyio
 
@@ -72,18 +75,33 @@ def token() -> dagger.Secret:
 async def publish(registry_host: str, owner: str, tag: str, **options: Any) -> list[str]:
     """``dagger call publish --tag TAG --username bot --password env:...``; one line per tag."""
     output = await pipeline_for(registry_host, owner).publish(
-        tag, username="bot", password=token(), **options
+        tag, username="bot", password=token(), **signing_flags(), **options
     )
     return references_of(output)
 
 
 async def tag_digests(registry_host: str, repository: str) -> dict[str, str]:
-    """Every tag of ``repository`` and the digest it resolves to."""
+    """Every release tag of ``repository`` (attestation tags left out) and its digest."""
     async with RegistryClient(registry_host) as client:
         return {
             tag: (await client.get_manifest(repository, tag)).digest
             for tag in await client.list_tags(repository)
+            if not tag.startswith(FALLBACK_TAG_PREFIX)
         }
+
+
+async def digest_in(registry_host: str, path: str) -> str:
+    """The digest ``repository:tag`` has in the test registry (standing in for a base's own)."""
+    repository, tag = path.split(":")
+    async with RegistryClient(registry_host) as client:
+        return (await client.get_manifest(repository, tag)).digest
+
+
+async def attestation_tags(registry_host: str, repository: str) -> set[str]:
+    """The ``sha256-<hex>`` tags of ``repository``: where attestations are listed."""
+    async with RegistryClient(registry_host) as client:
+        tags = await client.list_tags(repository)
+    return {tag for tag in tags if tag.startswith(FALLBACK_TAG_PREFIX)}
 
 
 async def index_entries(registry_host: str, repository: str, tag: str) -> list[str]:
@@ -142,6 +160,12 @@ async def test_publish_pushes_what_a_user_pulls(
         digests = await tag_digests(registry_host, path)
         assert sorted(digests) == ["2.4", "2.4.0", "latest"]
         assert len(set(digests.values())) == 1, f"{image.name}: tags at different digests"
+        # Attestations beside every published digest (the index and each platform's image),
+        # under the tag cosign and gh fall back to; nothing else.
+        published = [digests["2.4.0"], *await index_entries(registry_host, path, "2.4.0")]
+        assert await attestation_tags(registry_host, path) == {
+            fallback_tag(digest) for digest in published
+        }
         labels = await platform_labels(registry_host, path, "latest")
         assert set(labels) == PLATFORMS[image.name]
         for platform_labels_ in labels.values():
@@ -239,7 +263,7 @@ async def test_a_user_reads_which_tags_stay_and_the_verification_report(
     spans.clear()
 
     output = await pipeline_for(registry_host, owner).publish(
-        "v2.3.7", username="bot", password=token()
+        "v2.3.7", username="bot", password=token(), **signing_flags()
     )
 
     stays = [
@@ -247,8 +271,17 @@ async def test_a_user_reads_which_tags_stay_and_the_verification_report(
         "2.4.0 is higher than 2.3.7 in all versions"
         for name in ("api", "worker")
     ]
-    references, notes, report = output.split("\n\n")
+    references, attestations, notes, report = output.split("\n\n")
     assert len(references.splitlines()) == 4
+    assert attestations.splitlines() == [
+        "attestations:",
+        f"signed by {THROWAWAY_IDENTITY}",
+        *(
+            f"{registry_host}/{owner}/qm-nmr-calc-{name}: 3 digests attested "
+            "(SBOM, provenance, signature): 9 signed now, 0 kept"
+            for name in ("api", "worker")
+        ),
+    ]
     assert notes.splitlines() == stays
     assert report.startswith("verification:\napi: OK ")
     assert "\nworker: OK " in report
@@ -336,7 +369,7 @@ async def test_engine_pushes_with_the_credentials_given_for_the_registry(
     engine.install(monkeypatch)
 
     references = await pipeline_for(auth_registry.host, owner).publish(
-        "v2.4.0", username=auth_registry.username, password=token()
+        "v2.4.0", username=auth_registry.username, password=token(), **signing_flags()
     )
 
     assert len(references_of(references)) == 6
@@ -356,7 +389,7 @@ async def test_credentials_for_another_host_leave_the_push_anonymous(
 
     with pytest.raises(ConcurrentStepsError, match=r"api: failed to push .* 401 Unauthorized"):
         await pipeline_for(auth_registry.host, owner).publish(
-            "v2.4.0", username=auth_registry.username, password=token()
+            "v2.4.0", username=auth_registry.username, password=token(), **signing_flags()
         )
 
 
@@ -367,10 +400,14 @@ async def test_registry_credentials_hold_for_the_whole_session_by_host(
     engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
     engine.install(monkeypatch)
     pipeline = pipeline_for(auth_registry.host, owner)
-    await pipeline.publish("v2.4.0", username=auth_registry.username, password=token())
+    await pipeline.publish(
+        "v2.4.0", username=auth_registry.username, password=token(), **signing_flags()
+    )
     monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
 
-    output = await pipeline.publish("v2.4.1", username=auth_registry.username, password=token())
+    output = await pipeline.publish(
+        "v2.4.1", username=auth_registry.username, password=token(), **signing_flags()
+    )
 
     assert len(references_of(output)) == 6
     assert engine.session_credentials == {
@@ -391,7 +428,7 @@ async def test_without_credentials_for_the_host_the_cli_hosts_are_used(
     monkeypatch.setattr(dagger.Container, "with_registry_auth", lambda self, *args: self)
 
     output = await pipeline_for(auth_registry.host, owner).publish(
-        "v2.4.0", username=credentials[0], password=token()
+        "v2.4.0", username=credentials[0], password=token(), **signing_flags()
     )
 
     assert len(references_of(output)) == 6
@@ -518,8 +555,22 @@ async def test_upstream_sources_are_built_at_the_release_tag(
     git = [step for step in steps if step.name == "git"]
     assert {step.args["url"] for step in git} == {f"https://github.com/{owner}/qm-nmr-calc"}
     assert {step.args["name"] for step in steps if step.name == "tag"} == {"v2.4.0"}
-    # Dagger v0.21's docker_build ignores SOURCE_DATE_EPOCH; the module does not pretend.
-    assert all(variant.build_args == {} for variant in engine.builds)
+    # Dagger v0.21's docker_build ignores SOURCE_DATE_EPOCH; the module does not pretend. The
+    # only build arguments are the Dockerfile's base images, pinned to the digest resolved once.
+    bases = {
+        "UV_IMAGE": ("ghcr.io/astral-sh/uv:0.13.9", "astral-sh/uv:0.13.9"),
+        "PYTHON_IMAGE": (
+            "docker.io/library/python:3.11-slim-bookworm",
+            "library/python:3.11-slim-bookworm",
+        ),
+    }
+    pinned = {
+        argument: f"{reference}@{await digest_in(registry_host, path)}"
+        for argument, (reference, path) in bases.items()
+    }
+    assert {tuple(sorted(variant.build_args.items())) for variant in engine.builds} == {
+        tuple(sorted(pinned.items()))
+    }
 
 
 async def test_tag_missing_upstream_fails_before_any_build(
@@ -677,7 +728,9 @@ async def test_verify_function_with_credentials_on_a_private_registry(
     engine = StandInEngine(auth_registry.host, secrets={TOKEN_ID: str(auth_registry.password)})
     engine.install(monkeypatch)
     pipeline = pipeline_for(auth_registry.host, owner)
-    await pipeline.publish("v2.4.0", username=auth_registry.username, password=token())
+    await pipeline.publish(
+        "v2.4.0", username=auth_registry.username, password=token(), **signing_flags()
+    )
 
     report = await pipeline.verify("v2.4.0", username=auth_registry.username, password=token())
 
@@ -712,7 +765,7 @@ async def publish_in_step(registry: RegistryServer, owner: str, tag: str) -> str
     engine opens one), so the release's notes have a span to land on."""
     with step("publish"):
         return await pipeline_for(registry.host, owner).publish(
-            tag, username="bot", password=token()
+            tag, username="bot", password=token(), **signing_flags()
         )
 
 
@@ -799,11 +852,11 @@ async def test_what_finishing_notes_is_in_the_release_log_by_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
 
-    async def noting(client: RegistryClient, image: ImagePlan, digest: str) -> FinishedImage:
-        finished = await finish_image(client, image, digest)
+    async def noting(client: RegistryClient, image: ImagePlan, final: Manifest) -> FinishedImage:
+        finished = await move_floating(client, image, final)
         return replace(finished, notes=(f"a note on {image.name}",))
 
-    monkeypatch.setattr(publishing, "finish_image", noting)
+    monkeypatch.setattr(publishing, "move_floating", noting)
 
     output = await publish_in_step(registry, owner, "v2.4.0")
 
@@ -825,8 +878,8 @@ def intruder(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str]]:
     the digest finishing left and the one the intruder wrote at every tag."""
     written: dict[str, tuple[str, str]] = {}
 
-    async def intruding(client: RegistryClient, image: ImagePlan, digest: str) -> FinishedImage:
-        finished = await finish_image(client, image, digest)
+    async def intruding(client: RegistryClient, image: ImagePlan, final: Manifest) -> FinishedImage:
+        finished = await move_floating(client, image, final)
         path = image.repository.split("/", 1)[1]
         manifest = await client.get_manifest(path, finished.digest)
         digests = {
@@ -837,7 +890,7 @@ def intruder(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str]]:
         written[image.name] = (finished.digest, other)
         return finished
 
-    monkeypatch.setattr(publishing, "finish_image", intruding)
+    monkeypatch.setattr(publishing, "move_floating", intruding)
     monkeypatch.setattr(publishing, "SETTLE_SECONDS", SETTLE_SECONDS)
     return written
 
@@ -854,9 +907,17 @@ async def test_the_final_verification_checks_the_pushed_digests_every_time(
     with pytest.raises(VerificationError) as failure:
         await publish_in_step(registry, owner, "v2.4.0")
 
-    assert str(failure.value) == "the registry does not serve what was planned: " + "; ".join(
+    prefix = "the registry does not serve what was planned: "
+    assert str(failure.value).startswith(prefix)
+    problems = str(failure.value).removeprefix(prefix).split("; ")
+    assert [problem for problem in problems if "attestation" not in problem] == [
         f"{name}: tag 2.4.0 is at {written}, but publish pushed {pushed}"
         for name, (pushed, written) in sorted(intruder.items())
-    )
+    ]
+    # The rewritten manifests were never attested, and verify says so of those digests only.
+    unattested = {problem.split(": ")[1] for problem in problems if "attestation" in problem}
+    assert {reference.rsplit("@", 1)[1] for reference in unattested} == {
+        written for _, written in intruder.values()
+    }
     retries = f"verification found mismatches; checking again in {SETTLE_SECONDS} s"
     assert span_names(spans).count(retries) == publishing.SETTLE_CHECKS

@@ -24,7 +24,7 @@ from pipeline.publishing import PushRefusedError
 from pipeline.steps.concurrency import ConcurrentStepsError
 
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import StandInEngine
+from tests.support.standin import StandInEngine, signing_flags
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +58,9 @@ def pipeline_for(registry: str, owner: str) -> Pipeline:
 async def publish(registry: str, owner: str, username: str) -> str:
     """``dagger call publish --tag v2.4.0 --username USER --password env:...``."""
     token = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
-    return await pipeline_for(registry, owner).publish("v2.4.0", username=username, password=token)
+    return await pipeline_for(registry, owner).publish(
+        "v2.4.0", username=username, password=token, **signing_flags()
+    )
 
 
 async def test_a_push_the_registry_forbids_names_the_access_to_check(

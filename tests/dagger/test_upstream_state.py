@@ -18,7 +18,7 @@ from pipeline.rules.versions import ReleaseInputError
 
 from tests.support.oci_images import push_release_image
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import REVISION, StandInEngine
+from tests.support.standin import REVISION, StandInEngine, signing_flags
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +64,7 @@ async def publish(registry: RegistryServer, owner: str, tag: str, **options: boo
     """``dagger call publish --tag TAG ...``: the tags it published, ``name:tag``."""
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
     output = await pipeline_for(registry, owner).publish(
-        tag, username="bot", password=secret, **options
+        tag, username="bot", password=secret, **signing_flags(), **options
     )
     return [line.split("@")[0].rsplit("/", 1)[1] for line in references_of(output)]
 

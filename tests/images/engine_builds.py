@@ -37,6 +37,9 @@ from typing import IO, Any
 
 import httpx
 from dagger.client._core import Field
+from pipeline.oci.names import parse_image_reference
+from pipeline.rules.dockerfiles import is_pinned
+from pipeline.steps.base_images import Logins
 
 from tests.images import builds, standins
 from tests.images.daemon import DOCKER_CLIENT, Docker
@@ -150,6 +153,9 @@ class RealBuilder:
         arguments = docker_build.args
         context = self.context(chain[: chain.index(docker_build)])
         recorded = {arg["name"]: arg["value"] for arg in arguments.get("buildArgs", [])}
+        for name, value in recorded.items():
+            if name in self.build_args and is_pinned(value):
+                recorded[name] = self.pinned_standin(name, value)
         result = builds.build(
             self.docker,
             context,
@@ -161,6 +167,41 @@ class RealBuilder:
         )
         self.build_seconds[result.tag] = result.seconds
         return result.tag
+
+    # --- base images ----------------------------------------------------------------------------
+
+    async def pin_reference(self, reference: str, *, logins: Logins) -> str:
+        """A base image resolved as on Docker Hub or GHCR: to its stand-in's digest."""
+        (argument,) = [
+            name
+            for name, default in standins.dockerfile_base_defaults().items()
+            if default == reference and name in self.build_args
+        ]
+        host, _, path = self.build_args[argument].partition("/")
+        repository, _, tag = path.rpartition(":")
+        async with httpx.AsyncClient(base_url=f"http://{host}") as client:
+            answer = await client.head(
+                f"/v2/{repository}/manifests/{tag}", headers={"Accept": standins.OCI_INDEX}
+            )
+            answer.raise_for_status()
+        return parse_image_reference(reference).pinned(answer.headers["Docker-Content-Digest"])
+
+    def pinned_standin(self, argument: str, pinned: str) -> str:
+        """The stand-in of base image ``pinned`` (``name@digest``), at that same digest.
+
+        Refused unless ``pinned`` is the Dockerfile's own base image: the stand-in stands in for
+        that one only.
+        """
+        default = standins.dockerfile_base_defaults()[argument]
+        name = parse_image_reference(pinned)
+        expected = parse_image_reference(default)
+        if (name.registry, name.repository, name.tag) != (
+            expected.registry,
+            expected.repository,
+            expected.tag,
+        ):
+            raise StandInRefusedError(f"{argument}={pinned} is not the Dockerfile's {default}")
+        return f"{self.build_args[argument]}@{name.digest}"
 
     # --- pushes -------------------------------------------------------------------------------
 

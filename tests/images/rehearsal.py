@@ -21,7 +21,7 @@ from tests.images import daemon
 from tests.images.engine_builds import RealBuilder
 from tests.images.environment import ImageEnvironment, image_environment
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import StandInEngine
+from tests.support.standin import StandInEngine, signing_flags
 
 OWNER = "steinbeck"
 SOURCE = f"https://github.com/{OWNER}/qm-nmr-calc"
@@ -56,7 +56,7 @@ def publish(builder: RealBuilder, registry: str, tag: str) -> Release:
             source=dag.directory(), build_files=dag.directory(), registry=registry, owner=OWNER
         )
         secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
-        return await pipeline.publish(tag, username="bot", password=secret)
+        return await pipeline.publish(tag, username="bot", password=secret, **signing_flags())
 
     with pytest.MonkeyPatch.context() as patch:
         engine.install(patch)

@@ -142,12 +142,16 @@ def test_release_runs_only_on_pushed_v_tags() -> None:
     assert trigger["push"] == {"tags": ["v*"]}
 
 
-def test_release_job_permissions_are_exactly_contents_read_and_packages_write() -> None:
+RELEASE_PERMISSIONS = {"contents": "read", "packages": "write", "id-token": "write"}
+"""Check out, push to GHCR, and sign keylessly with the workflow's OIDC identity: no more."""
+
+
+def test_release_job_permissions_are_exactly_read_push_and_sign() -> None:
     release = load(RELEASE)
-    assert release.get("permissions") in ({}, {"contents": "read", "packages": "write"})
+    assert release.get("permissions") in ({}, RELEASE_PERMISSIONS)
     assert len(release["jobs"]) == 1
     for job in release["jobs"].values():
-        assert effective_permissions(release, job) == {"contents": "read", "packages": "write"}
+        assert effective_permissions(release, job) == RELEASE_PERMISSIONS
 
 
 def test_release_runs_of_one_tag_never_race() -> None:
@@ -175,6 +179,9 @@ def test_release_calls_publish_with_the_tag_the_actor_and_the_token_from_env() -
     assert user_var.startswith("$")
     assert env.get(user_var[1:]) == "${{ github.actor }}"
     assert TOKEN_EXPRESSION.fullmatch(str(env.get("GITHUB_TOKEN", "")))
+    # The OIDC request pair comes from the runner's environment, never through args as text.
+    assert args[args.index("--id-token-request-url") + 1] == "env:ACTIONS_ID_TOKEN_REQUEST_URL"
+    assert args[args.index("--id-token-request-token") + 1] == "env:ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
@@ -210,7 +217,7 @@ def test_upstream_release_runs_on_v_tags_with_least_privilege() -> None:
     }
     assert len(upstream["jobs"]) == 1
     for job in upstream["jobs"].values():
-        assert effective_permissions(upstream, job) == {"contents": "read", "packages": "write"}
+        assert effective_permissions(upstream, job) == RELEASE_PERMISSIONS
 
 
 def test_upstream_release_is_a_checkout_and_one_pinned_dagger_call() -> None:

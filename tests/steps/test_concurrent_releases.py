@@ -33,7 +33,7 @@ from pipeline.steps import finishing
 
 from pipeline import publishing
 from tests.support.registry_server import RegistryServer
-from tests.support.standin import StandInEngine
+from tests.support.standin import StandInEngine, signing_flags
 
 pytestmark = pytest.mark.anyio
 
@@ -102,11 +102,11 @@ def install_gates(
         await schedule.gate("P")
         return await push(leaf, chain)
 
-    finish = finishing.finish_image
+    move = finishing.move_floating
 
-    async def finish_image(client: RegistryClient, image: Any, digest: str) -> Any:
+    async def move_floating(client: RegistryClient, image: Any, final: Any) -> Any:
         await schedule.gate("M")
-        finished = await finish(client, image, digest)
+        finished = await move(client, image, final)
         await schedule.drop(RUN.get(), "W")  # no (more) floating write to wait for
         return finished
 
@@ -119,7 +119,7 @@ def install_gates(
 
     monkeypatch.setattr(Pipeline, "_published", decide)
     monkeypatch.setattr(engine, "_publish", push_version)
-    monkeypatch.setattr(publishing, "finish_image", finish_image)
+    monkeypatch.setattr(publishing, "move_floating", move_floating)
     monkeypatch.setattr(RegistryClient, "put_manifest", put)
     monkeypatch.setattr(publishing, "SETTLE_SECONDS", 0.5)
 
@@ -130,7 +130,7 @@ async def publish(registry: str, owner: str, tag: str) -> list[str]:
         source=dag.directory(), build_files=dag.directory(), registry=registry, owner=owner
     )
     secret = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
-    output = await pipeline.publish(tag, username="bot", password=secret)
+    output = await pipeline.publish(tag, username="bot", password=secret, **signing_flags())
     return references_of(output)
 
 
@@ -260,3 +260,25 @@ def random_interleaving(runs: Sequence[str], choices: Sequence[int]) -> list[tup
         run = live[next(picks, 0) % len(live)]
         order.append((run, remaining[run].pop(0)))
     return order
+
+
+async def test_a_release_ends_while_a_higher_one_has_yet_to_move_its_floating_tags(
+    registry: RegistryServer, engine: StandInEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The higher release has pushed its version tags but is still attesting: the lower one
+    planned to move latest, finds the higher release published, leaves latest and succeeds."""
+    owner = "t" + secrets.token_hex(6)
+    await publish(registry.host, owner, "v2.4.0")
+    older, newer = TWO_RELEASES
+    # "end" is no phase of the older run: it leaves the schedule only when that run has ended,
+    # so the newer run moves nothing before the older one has verified and returned.
+    order = [(older, "D"), (newer, "D"), (newer, "P"), (older, "P"), (older, "M")]
+    order += [(older, "W"), (older, "end"), (newer, "M"), (newer, "W")]
+    schedule = Schedule(order)
+    install_gates(monkeypatch, engine, schedule)
+
+    references = await publish_concurrently(registry.host, owner, TWO_RELEASES, schedule)
+
+    printed = {line.split("@")[0].rsplit(":", 1)[1] for line in references[older]}
+    assert printed == {"2.4.1", "2.4"}  # latest was 2.5.0's to move
+    await assert_sequential_state(registry.host, owner)

@@ -65,19 +65,23 @@ from functools import cache, partial
 from http import HTTPStatus
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import dagger
 import httpx
 import pipeline.main
 import pytest
+from dagger import dag
 from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
+from pipeline.attest.signing import ThrowawaySigner, Verifier
 from pipeline.oci.client import RegistryClient, RegistryError
+from pipeline.oci.names import DOCKER_HUB
+from pipeline.steps import base_images
 from pipeline.steps.concurrency import ConcurrentStepsError, gather
 
-from tests.support.oci_images import push_image
+from tests.support.oci_images import push_image, push_release_image
 from tests.support.standin_syft import is_syft_chain, syft_stdout
 
 if TYPE_CHECKING:
@@ -90,6 +94,24 @@ UPSTREAM_SNAPSHOT = "shared/fixtures/upstream/qm-nmr-calc-v2.4.0.tar.gz"
 """Beside the repository, as CI lays it out."""
 WORKER_LOCK = "worker/conda.lock"
 """The worker's lock, which every build needs and this repository does not hold yet."""
+STANDIN_CONDA_LOCK = """version: 6
+environments:
+  default:
+    channels:
+    - url: https://conda.invalid/
+    packages:
+      linux-64:
+      - conda: https://conda.invalid/linux-64/xtb-0-0.conda
+      linux-aarch64:
+      - conda: https://conda.invalid/linux-aarch64/xtb-0-0.conda
+packages:
+- conda: https://conda.invalid/linux-64/xtb-0-0.conda
+  sha256: 5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9
+- conda: https://conda.invalid/linux-aarch64/xtb-0-0.conda
+  sha256: 6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b
+"""
+"""The worker's lock in stand-in builds that build nothing: hashes of "0" and "1", a lock's
+shape only (the image tests make a real lock from a loopback channel)."""
 SERVICE_NAME_LENGTH = 13
 """Service endpoints are bare names of this length (``q3kd0b2n9v6ms``), hashes of the service,
 resolved through the session's search domain on the engine; here for the test process only."""
@@ -292,6 +314,12 @@ class StandInEngine:
     _ids: dict[str, list[Field]] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _built: dict[str, Variant] = field(default_factory=dict)
+    token_requests: list[tuple[str, str]] = field(default_factory=list)
+    """The (URL, token) pairs the module asked GitHub's OIDC endpoint with."""
+    signed_as: list[str] = field(default_factory=list)
+    """The identity tokens the module signed with."""
+    verified_identities: list[str] = field(default_factory=list)
+    """The signer identities the module checked bundles against."""
     _services: set[str] = field(default_factory=set)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,6 +341,62 @@ class StandInEngine:
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
         if not self.host_loopback_reachable:
             monkeypatch.setattr(pipeline.main, "RegistryClient", ModuleContainerClient)
+        self._install_signing(monkeypatch)
+        self._install_base_images(monkeypatch)
+
+    def _install_signing(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """GitHub's OIDC endpoint and Sigstore, as far as this machine can stand in for them.
+
+        The token request is answered with an unsigned JWT carrying a release workflow's claims
+        (after checking it got the request pair the flags gave); Fulcio and Rekor cannot be
+        reached, so "keyless" signing signs with the session's throwaway CA, and the verifier
+        the module asks for (by identity, recorded) checks against that CA.
+        """
+        engine = self
+
+        def oidc_token(request_url: str, request_token: str) -> str:
+            engine.token_requests.append((request_url, request_token))
+            return standin_identity_token()
+
+        def keyless_signer(identity_token: str) -> ThrowawaySigner:
+            engine.signed_as.append(identity_token)
+            return standin_signer()
+
+        def release_verifier(identity: str) -> Verifier:
+            engine.verified_identities.append(identity)
+            return standin_signer().verifier()
+
+        monkeypatch.setattr(pipeline.main, "github_oidc_token", oidc_token)
+        monkeypatch.setattr(pipeline.main, "KeylessSigner", keyless_signer)
+        monkeypatch.setattr(pipeline.main, "release_verifier", release_verifier)
+
+    def _install_base_images(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Docker Hub and GHCR, where the base images are resolved: the test registry.
+
+        With real builds, the base-image stand-ins the builds use (``tests/images``) are what
+        the tags resolve to; otherwise small synthetic images pushed under the real names.
+        """
+        if self.real is not None:
+            monkeypatch.setattr(base_images, "pin_reference", self.real.pin_reference)
+            return
+        original = base_images.pin_reference
+        registry = self.registry
+
+        pushing = anyio.Lock()
+
+        async def pin_reference(reference: str, *, logins: base_images.Logins) -> str:
+            # Pushed on first use (with the release's login, on a registry that wants one), so
+            # engines whose registry is never reached push nothing; once, for concurrent pins.
+            async with pushing:
+                if registry not in _BASE_IMAGES_PUSHED:
+                    await push_synthetic_base_images(registry, logins.get(registry))
+                    _BASE_IMAGES_PUSHED.add(registry)
+            return await original(reference, logins=logins)
+
+        monkeypatch.setattr(base_images, "pin_reference", pin_reference)
+        monkeypatch.setattr(
+            base_images, "API_HOSTS", {DOCKER_HUB: self.registry, "ghcr.io": self.registry}
+        )
 
     def expand(self, chain: list[Field]) -> list[Field]:
         """A chain with a leading ``node(id:)`` replaced by the chain that id stands for."""
@@ -345,6 +429,7 @@ class StandInEngine:
             "start": lambda _leaf, chain: self.new_id(chain),
             "stop": lambda _leaf, chain: self.new_id(chain),
             "endpoint": self._endpoint,
+            "contents": self._contents,
         }
         if leaf.name not in handlers:
             raise NotImplementedError(f"the stand-in engine does not answer {leaf.name!r}")
@@ -489,6 +574,32 @@ class StandInEngine:
         path = str(leaf.args["path"]).strip("/")
         return path in files or any(name.startswith(path + "/") for name in files)
 
+    def _contents(self, _leaf: Field, chain: list[Field]) -> str:
+        """``File.contents`` of a build context's file: a laid-over build file or upstream's.
+
+        The context is what ``_context`` makes: the source or upstream's tree with this
+        module's build files laid over it (``withFile``). A file laid over is this repository's
+        (the stand-in lock for the worker's lock); any other is upstream's, from the snapshot
+        standing in for the tree (the real builder's prepared context, with real builds).
+        """
+        chain = self.expand(chain)
+        if chain[-1].name != "file":
+            raise NotImplementedError(f"the stand-in reads contents only of a file: {chain}")
+        path = str(chain[-1].args["path"])
+        if self.real is not None:
+            self._check_tags(chain)
+            return (self.real.context(chain[:-1]) / path).read_text()
+        laid_over = {step.args["path"] for step in chain if step.name == "withFile"}
+        if path in laid_over:
+            if path == WORKER_LOCK and path in self.added_source_files:
+                return STANDIN_CONDA_LOCK
+            return (repository_root() / path).read_text()
+        with tarfile.open(repository_root().parent / UPSTREAM_SNAPSHOT) as snapshot:
+            (member,) = [m for m in snapshot.getmembers() if m.name.split("/", 1)[-1] == path]
+            extracted = snapshot.extractfile(member)
+            assert extracted is not None, f"{path} is not a file in the snapshot"
+            return extracted.read().decode()
+
     def _endpoint(self, leaf: Field, chain: list[Field]) -> str:
         """``Service.endpoint``: ``<hash>:<port>``, a bare host name, no scheme, never localhost.
 
@@ -517,7 +628,7 @@ class StandInEngine:
         loaded = chain[0]
         if loaded.name != "loadSecretFromID":
             raise AssertionError(f"secret not loaded by id: {loaded.name}")
-        return self.secrets[str(loaded.args["id"])]
+        return {**SIGNING_SECRETS, **self.secrets}[str(loaded.args["id"])]
 
     async def _publish(self, leaf: Field, chain: list[Field]) -> str:
         """``Container.publish``: push a real image for the variants into the registry."""
@@ -652,3 +763,71 @@ async def push_variants(
 def secret_id(plaintext: str) -> str:
     """An id for a test secret; the stand-in maps it back to ``plaintext``."""
     return "secret-" + hashlib.sha256(plaintext.encode()).hexdigest()[:12]
+
+
+OIDC_REQUEST_URL = "https://pipelines.actions.invalid/idtoken?api-version=2.0"
+OIDC_REQUEST_TOKEN = "oidc-request-" + "f00d" * 8
+SIGNING_SECRETS = {
+    secret_id(OIDC_REQUEST_URL): OIDC_REQUEST_URL,
+    secret_id(OIDC_REQUEST_TOKEN): OIDC_REQUEST_TOKEN,
+}
+"""GitHub's OIDC request pair, as ``env:ACTIONS_ID_TOKEN_REQUEST_*`` gives it to publish."""
+RELEASE_WORKFLOW_REF = "steinbeck/qm-nmr-calc/.github/workflows/release.yml@refs/tags/v2.4.0"
+STANDIN_CLAIMS = {
+    "iss": "https://token.actions.githubusercontent.com",
+    "aud": "sigstore",
+    "repository": "steinbeck/qm-nmr-calc",
+    "job_workflow_ref": RELEASE_WORKFLOW_REF,
+    "job_workflow_sha": "c0ffee" + "0" * 34,
+    "run_id": "4242",
+    "run_attempt": "1",
+}
+"""The claims of the identity token the stand-in's OIDC endpoint issues (GitHub's names)."""
+
+
+class SigningFlags(TypedDict):
+    """``publish``'s identity flags, typed so they can be passed as ``**signing_flags()``."""
+
+    id_token_request_url: dagger.Secret
+    id_token_request_token: dagger.Secret
+
+
+def signing_flags() -> SigningFlags:
+    """``publish``'s identity flags, as the release workflow passes them."""
+    return SigningFlags(
+        id_token_request_url=dag.load_secret_from_id(dagger.SecretID(secret_id(OIDC_REQUEST_URL))),
+        id_token_request_token=dag.load_secret_from_id(
+            dagger.SecretID(secret_id(OIDC_REQUEST_TOKEN))
+        ),
+    )
+
+
+def standin_identity_token() -> str:
+    """An unsigned JWT with ``STANDIN_CLAIMS``: only its claims are read before Fulcio."""
+    body = base64.urlsafe_b64encode(json.dumps(STANDIN_CLAIMS).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJub25lIn0.{body}.c2lnbmF0dXJl"
+
+
+@cache
+def standin_signer() -> ThrowawaySigner:
+    """The session's throwaway signer, standing in for Fulcio: one CA for every test."""
+    return ThrowawaySigner()
+
+
+BASE_IMAGE_NAMES = ("library/python:3.11-slim-bookworm", "astral-sh/uv:0.13.9")
+"""Where the Dockerfiles' base images are, below Docker Hub and GHCR."""
+
+
+_BASE_IMAGES_PUSHED: set[str] = set()
+"""Registries the synthetic base images are in (the test registries live for the session)."""
+
+
+async def push_synthetic_base_images(registry: str, login: tuple[str, str] | None) -> None:
+    """Push a small two-platform image under each base image's name."""
+    username, password = login or (None, None)
+    async with RegistryClient(registry, username=username, password=password) as client:
+        for name in BASE_IMAGE_NAMES:
+            repository, tag = name.split(":")
+            await push_release_image(
+                client, repository, [tag], ("linux/amd64", "linux/arm64"), {"base": name}
+            )

@@ -10,11 +10,30 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
+import anyio
 import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
+from pipeline import sboms
+from pipeline.attest.provenance import (
+    GITHUB,
+    GITHUB_ISSUER,
+    REHEARSAL_RUN,
+    RunDetails,
+    github_run,
+    token_claims,
+)
+from pipeline.attest.signing import (
+    KeylessSigner,
+    Signer,
+    SigstoreVerifier,
+    ThrowawaySigner,
+    Verifier,
+    github_oidc_token,
+)
 from pipeline.oci import RegistryClient, RegistryError
 from pipeline.publishing import (
     BuildFailedError,
@@ -24,6 +43,7 @@ from pipeline.publishing import (
     commit_of,
     engine_failure,
     raise_unless_ok,
+    read_build_inputs,
     release_images,
     verification_output,
 )
@@ -38,6 +58,8 @@ from pipeline.rules.references import (
     on_host_loopback,
 )
 from pipeline.rules.versions import ReleaseInputError, parse_release_tag
+from pipeline.steps.attesting import Attesting, Scan
+from pipeline.steps.base_images import Logins
 from pipeline.steps.concurrency import ConcurrentStepsError, first_line
 from pipeline.steps.progress import step
 from pipeline.steps.published import read_release_state
@@ -82,6 +104,16 @@ LOOPBACK_REGISTRY = (
 )
 """Why a release to a loopback registry fails on an engine, and what to run instead."""
 REHEARSAL_TAG = "v0.0.0-rehearsal"
+RELEASE_WORKFLOW = ".github/workflows/release.yml"
+"""The workflow that publishes, in the repository ``verify`` expects as the signer's."""
+SIGNING_FLAGS = (
+    "publish signs every image keylessly with the release workflow's GitHub OIDC identity: "
+    "pass --id-token-request-url env:ACTIONS_ID_TOKEN_REQUEST_URL and "
+    "--id-token-request-token env:ACTIONS_ID_TOKEN_REQUEST_TOKEN from a job with "
+    "`permissions: id-token: write` (see .github/workflows/release.yml); to try a release "
+    "anywhere else, run `dagger call rehearse --tag TAG`"
+)
+"""Why publish refuses without the identity flags, and what to pass."""
 """The version the ``rehearsal`` check releases the current sources as."""
 
 CACHE_NEVER = "never"
@@ -262,24 +294,37 @@ class Pipeline:
         password: Annotated[
             dagger.Secret | None, Doc("Registry token, e.g. env:GITHUB_TOKEN")
         ] = None,
+        id_token_request_url: Annotated[
+            dagger.Secret | None,
+            Doc("GitHub's OIDC token endpoint: env:ACTIONS_ID_TOKEN_REQUEST_URL"),
+        ] = None,
+        id_token_request_token: Annotated[
+            dagger.Secret | None,
+            Doc("The token that asks it for one: env:ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+        ] = None,
         dry_run: Annotated[bool, Doc("Print the plan; build and push nothing")] = False,
         overwrite: Annotated[bool, Doc("Allow re-publishing an existing version")] = False,
         take_over_floating: Annotated[
             bool, Doc("Move floating tags that hold an image of unknown version")
         ] = False,
     ) -> str:
-        """Build every image for every platform, push them, move the tags; what it did.
+        """Build every image for every platform, push, attest and move the tags; what it did.
 
         The output: one ``repository:tag@digest`` line per tag the release holds; then each tag
         left where it is and why; then the verification report.
 
         Everything is built before anything is pushed: one failed variant means nothing is
-        published. Each image's version tag is pushed first; floating tags move last. A release
-        that stopped half-way is completed by running it again: an image whose version tag
-        already holds this commit's build is kept.
+        published. Each image's version tag is pushed first, then every digest gets its SBOM,
+        provenance and signature (Sigstore, keyless, with the workflow's OIDC identity);
+        floating tags move last. A release that stopped half-way is completed by running it
+        again: an image whose version tag already holds this commit's build is kept, and so is
+        every attestation already attached.
         """
         parse_release_tag(tag)
         credentials = None if dry_run else require_credentials(username, password)
+        identity = (
+            None if dry_run else require_identity(id_token_request_url, id_token_request_token)
+        )
         context, commit = await self._context(tag, building=not dry_run)
         token = await password.plaintext() if password is not None else None
         async with self._registry(username, token) as client:
@@ -287,11 +332,19 @@ class Pipeline:
             release = self._plan(
                 tag, published, commit, overwrite=overwrite, take_over_floating=take_over_floating
             )
-            if credentials is None:  # a dry run
+            if credentials is None or identity is None or token is None:  # a dry run
                 return render_table(release)
             username, password = credentials
+            attesting = await self._attesting(
+                tag,
+                release,
+                context,
+                await keyless_signing(*identity),
+                partial(sboms.scan, credentials=credentials, registry_service=None),
+                {self._host: (username, token)},
+            )
             auth = dag.container().with_registry_auth(self._host, username, password)
-            outcome = await release_images(release, context, auth, client)
+            outcome = await release_images(release, context, auth, client, attesting)
         return outcome.render()
 
     @uncached_function
@@ -300,9 +353,18 @@ class Pipeline:
         tag: Annotated[str, Doc("Release tag that was published, e.g. v2.4.0")],
         username: Annotated[str | None, Doc("Registry user, for a private package")] = None,
         password: Annotated[dagger.Secret | None, Doc("Registry token")] = None,
+        release_repository: Annotated[
+            str | None,
+            Doc(
+                "OWNER/REPO whose .github/workflows/release.yml signed the release; by default "
+                "upstream's ({owner}/qm-nmr-calc)"
+            ),
+        ] = None,
     ) -> str:
         """Check that the registry serves what the plan of TAG says; fail naming every mismatch.
 
+        Every published digest must carry an SBOM, a provenance and a signature naming it,
+        signed by the release workflow of TAG (Sigstore's public trust root).
         The output: each floating tag not expected to hold TAG and why, then the report.
         """
         parse_release_tag(tag)
@@ -317,8 +379,10 @@ class Pipeline:
                 revision=commit.revision,
                 created=commit.created,
             )
+            repository = release_repository or f"{normalize_owner(self.owner)}/{PROJECT}"
+            verifier = release_verifier(f"{GITHUB}/{repository}/{RELEASE_WORKFLOW}@refs/tags/{tag}")
             with step(f"verify {tag}"):
-                report = await verify_release(client, release)
+                report = await verify_release(client, release, attestations=verifier)
         raise_unless_ok(report)
         return verification_output(release, report)
 
@@ -357,13 +421,38 @@ class Pipeline:
                 revision=commit.revision,
                 created=commit.created,
             )
+            signer = ThrowawaySigner()
+            attesting = await self._attesting(
+                tag,
+                release,
+                context,
+                (signer, signer.verifier(), REHEARSAL_RUN),
+                partial(sboms.scan, credentials=None, registry_service=service),
+                {},
+            )
             async with RegistryClient(endpoint, plain_http=True) as client:
                 outcome = await release_images(
-                    release, context, dag.container(), client, registry_service=service
+                    release, context, dag.container(), client, attesting, registry_service=service
                 )
         finally:
             await service.stop()
         return outcome.render()
+
+    async def _attesting(
+        self,
+        tag: str,
+        release: ReleasePlan,
+        context: dagger.Directory,
+        signing: tuple[Signer, Verifier, RunDetails],
+        scan: Scan,
+        logins: Logins,
+    ) -> Attesting:
+        """How ``release`` attests: its build inputs read, with this signer and SBOM scanner."""
+        signer, verifier, run = signing
+        inputs = await read_build_inputs(context, release, logins)
+        return Attesting(
+            tag=tag, signer=signer, verifier=verifier, run=run, scan=scan, inputs=inputs
+        )
 
     @property
     def _host(self) -> str:
@@ -556,6 +645,36 @@ def check_revision(revision: str) -> str:
             "lowercase hexadecimal digits, e.g. from `git rev-parse HEAD` or $GITHUB_SHA"
         )
     return revision
+
+
+def require_identity(
+    request_url: dagger.Secret | None, request_token: dagger.Secret | None
+) -> tuple[dagger.Secret, dagger.Secret]:
+    """Both halves of GitHub's OIDC token request, or an error saying what to pass."""
+    if request_url is None or request_token is None:
+        raise ValueError(SIGNING_FLAGS)
+    return request_url, request_token
+
+
+async def keyless_signing(
+    request_url: dagger.Secret, request_token: dagger.Secret
+) -> tuple[Signer, Verifier, RunDetails]:
+    """Sigstore keyless signing as the workflow run GitHub's OIDC token names.
+
+    The bundles are checked against that same identity (the workflow file at its ref), as
+    ``verify`` and users' ``cosign verify`` check them.
+    """
+    with step("request the workflow's OIDC identity token"):
+        token = await anyio.to_thread.run_sync(
+            github_oidc_token, await request_url.plaintext(), await request_token.plaintext()
+        )
+    run = github_run(token_claims(token))
+    return KeylessSigner(token), release_verifier(run.builder_id), run
+
+
+def release_verifier(identity: str) -> Verifier:
+    """Checks bundles signed keylessly by ``identity`` (a workflow URL at its ref) on GitHub."""
+    return SigstoreVerifier(identity=identity, issuer=GITHUB_ISSUER)
 
 
 def require_credentials(

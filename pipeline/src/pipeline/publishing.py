@@ -13,20 +13,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import anyio
 import dagger
 from dagger import dag
 
-from pipeline.oci import WRITE_ACCESS_HINT, RegistryClient, safe_line
+from pipeline.attest.provenance import BuildInputs, conda_downloads, sha256_hex
+from pipeline.attest.signing import Verifier
+from pipeline.oci import WRITE_ACCESS_HINT, Manifest, RegistryClient, safe_line
+from pipeline.rules.dockerfiles import base_images
 from pipeline.rules.plan import ImagePlan, ReleasePlan
+from pipeline.rules.references import repository_path
+from pipeline.steps.attesting import Attesting, attest_image
+from pipeline.steps.base_images import Logins, pin_base_images
 from pipeline.steps.concurrency import first_line, gather
-from pipeline.steps.finishing import digest_of, finish_image
+from pipeline.steps.finishing import FinishedImage, digest_of, move_floating, version_manifest
 from pipeline.steps.progress import note, step
 from pipeline.steps.verify import VerificationError, VerifyReport, verify_release
 
+CONDA_LOCK_SUFFIX = "conda.lock"
+"""A lock file whose packages the build downloads (``worker/conda.lock``)."""
 GIT_IMAGE = "alpine/git:v2.49.1"
 """Reads a commit's time, which the Dagger API does not expose."""
 
@@ -79,13 +87,16 @@ class ReleaseOutcome:
 
     references: tuple[str, ...]
     """``repository:tag@digest`` for every tag the release holds, version tag first."""
+    attestations: tuple[str, ...]
+    """Who signed, then per image how many attestations were attached and how many kept."""
     notes: tuple[str, ...]
     """Tags that stay and why, images not pushed again, moves undone while this ran."""
     report: VerifyReport
 
     def render(self) -> str:
-        """The function's output: one reference per line, then the notes, then the report."""
+        """The output: references one per line, the attestations, the notes, the report."""
         blocks = ["\n".join(self.references)]
+        blocks.append("attestations:\n" + "\n".join(safe_line(t) for t in self.attestations))
         if self.notes:
             blocks.append("\n".join(safe_line(text) for text in self.notes))
         blocks.append("verification:\n" + self.report.render().rstrip("\n"))
@@ -138,15 +149,27 @@ async def commit_of(ref: dagger.GitRef) -> Commit:
 
 
 def build_variant(
-    context: dagger.Directory, dockerfile: str, platform: str, labels: Mapping[str, str]
+    context: dagger.Directory,
+    dockerfile: str,
+    platform: str,
+    labels: Mapping[str, str],
+    build_args: Mapping[str, str] | None = None,
 ) -> dagger.Container:
     """One (image, platform) build from its Dockerfile, carrying every planned label.
+
+    A release passes each base image pinned by digest as its build argument (``BuildInputs``).
 
     No SOURCE_DATE_EPOCH: Dagger v0.21's ``docker_build`` never hands BuildKit an epoch, and
     ``publish`` rebuilds the config's ``created`` and history from layer times, so image times
     and digests differ from build to build. The labels (the commit's time included) do not.
     """
-    container = context.docker_build(dockerfile=dockerfile, platform=dagger.Platform(platform))
+    container = context.docker_build(
+        dockerfile=dockerfile,
+        platform=dagger.Platform(platform),
+        build_args=[
+            dagger.BuildArg(name=name, value=value) for name, value in (build_args or {}).items()
+        ],
+    )
     for name, value in labels.items():
         container = container.with_label(name, value)
     return container
@@ -160,16 +183,44 @@ def refused_push(error: dagger.QueryError) -> PushRefusedError | None:
     return PushRefusedError(f"{cause}; {WRITE_ACCESS_HINT}")
 
 
-def release_variants(release: ReleasePlan, context: dagger.Directory) -> Variants:
+def release_variants(
+    release: ReleasePlan, context: dagger.Directory, inputs: Mapping[str, BuildInputs]
+) -> Variants:
     """The variants a release builds: every platform of every image not already published."""
     return {
         (image.name, platform): build_variant(
-            context, image.spec.dockerfile, platform, image.labels
+            context, image.spec.dockerfile, platform, image.labels, inputs[image.name].build_args
         )
         for image in release.images
         if image.kept_digest is None
         for platform in image.platforms
     }
+
+
+async def read_build_inputs(
+    context: dagger.Directory, release: ReleasePlan, logins: Logins
+) -> dict[str, BuildInputs]:
+    """What each image is built from: its Dockerfile, bases pinned by digest, locks, downloads."""
+
+    async def read(image: ImagePlan) -> BuildInputs:
+        dockerfile = await context.file(image.spec.dockerfile).contents()
+        pinned = await pin_base_images(base_images(dockerfile), logins=logins)
+        locks, downloads = {}, {}
+        for path in image.spec.lock_files:
+            text = await context.file(path).contents()
+            locks[path] = sha256_hex(text.encode())
+            if path.endswith(CONDA_LOCK_SUFFIX):
+                downloads = conda_downloads(text, image.platforms)
+        return BuildInputs(
+            dockerfile=image.spec.dockerfile,
+            dockerfile_sha256=sha256_hex(dockerfile.encode()),
+            base_images=pinned,
+            locks=locks,
+            downloads=downloads,
+        )
+
+    with step(f"read the build inputs of {release.tag}"):
+        return await gather({image.name: partial(read, image) for image in release.images})
 
 
 async def build_all(variants: Variants) -> None:
@@ -236,23 +287,40 @@ async def release_images(
     context: dagger.Directory,
     auth: dagger.Container,
     client: RegistryClient,
+    attesting: Attesting,
     *,
     registry_service: dagger.Service | None = None,
 ) -> ReleaseOutcome:
-    """Build every variant, push, move the floating tags, verify; what the release did.
+    """Build every variant, push, attest, move the floating tags, verify; what the release did.
 
     Everything is built before anything is pushed, and floating tags move only once every
-    image's version tag is pushed: a failure on the way leaves no tag moved.
+    image's version tag is pushed and every digest attested: a failure on the way leaves no
+    tag moved, and running the release again completes it.
     """
-    variants = release_variants(release, context)
+    variants = release_variants(release, context, attesting.inputs)
     await build_all(variants)
     pushed = await push_versions(release, variants, auth, registry_service)
-    finished = await gather(
+    finals = await gather(
         {
-            image.name: partial(finish_image, client, image, pushed[image.name])
+            image.name: partial(
+                version_manifest,
+                client,
+                repository_path(image.repository),
+                image,
+                pushed[image.name],
+            )
             for image in release.images
         }
     )
+    attested = await attest_all(client, attesting, release, finals)
+    finished = await gather(
+        {
+            image.name: partial(move_floating, client, image, finals[image.name])
+            for image in release.images
+        }
+    )
+    for text in attested:
+        note(text)
     notes = plan_notes(release)
     for text in notes:
         note(text)
@@ -260,22 +328,58 @@ async def release_images(
         for text in finished[image.name].notes:
             notes.append(f"{image.repository}:{text}")
             note(notes[-1])
-    # Verified against the plan, not against what finishing reports: a floating tag that a
-    # concurrent, higher release took is recognised by the verification itself.
     final_digests = {name: image.digest for name, image in finished.items()}
-    report = await settled_verification(client, release, final_digests)
+    verified = as_finished(release, finished)
+    report = await settled_verification(client, verified, final_digests, attesting.verifier)
     raise_unless_ok(report)
     return ReleaseOutcome(
         references=tuple(
             ref for image in release.images for ref in finished[image.name].references
         ),
+        attestations=tuple(attested),
         notes=tuple(notes),
         report=report,
     )
 
 
+def as_finished(release: ReleasePlan, finished: Mapping[str, FinishedImage]) -> ReleasePlan:
+    """The plan, but each floating tag that finishing decided anew as finishing left it.
+
+    A higher release published while this one ran owns the floating tags of its scope; it may
+    not have moved them yet (its attestations take a while), so this release does not answer
+    for them. A planned tag that finishing does not report on stays as planned and is verified.
+    """
+
+    def image_as_finished(image: ImagePlan) -> ImagePlan:
+        decided = {tag.name: tag for tag in finished[image.name].image.floating}
+        floating = tuple(decided.get(tag.name, tag) for tag in image.floating)
+        return replace(image, decision=replace(image.decision, floating=floating))
+
+    return replace(release, images=tuple(image_as_finished(image) for image in release.images))
+
+
+async def attest_all(
+    client: RegistryClient,
+    attesting: Attesting,
+    release: ReleasePlan,
+    finals: Mapping[str, Manifest],
+) -> list[str]:
+    """Attest every image's digests; one note per image, after the signing identity's."""
+    with step(f"attest {release.tag}", signer=attesting.signer.identity):
+        lines = await gather(
+            {
+                image.name: partial(attest_image, client, attesting, image, finals[image.name])
+                for image in release.images
+            }
+        )
+    return [f"signed by {attesting.signer.identity}"] + [lines[i.name] for i in release.images]
+
+
 async def settled_verification(
-    client: RegistryClient, release: ReleasePlan, digests: Mapping[str, str]
+    client: RegistryClient,
+    release: ReleasePlan,
+    digests: Mapping[str, str],
+    verifier: Verifier | None = None,
 ) -> VerifyReport:
     """Verify the release; on a mismatch, check again a few times before reporting it.
 
@@ -283,13 +387,17 @@ async def settled_verification(
     and puts it back: a moment in which this release's tags look wrong without being so.
     """
     with step(f"verify {release.tag}"):
-        report = await verify_release(client, release, expected_digests=digests)
+        report = await verify_release(
+            client, release, expected_digests=digests, attestations=verifier
+        )
         for _attempt in range(SETTLE_CHECKS):
             if report.ok:
                 break
             note(f"verification found mismatches; checking again in {SETTLE_SECONDS} s")
             await anyio.sleep(SETTLE_SECONDS)
-            report = await verify_release(client, release, expected_digests=digests)
+            report = await verify_release(
+                client, release, expected_digests=digests, attestations=verifier
+            )
     return report
 
 
