@@ -347,6 +347,35 @@ async def test_release_stopped_half_way_is_completed_by_running_it_again(
     assert len(references) == 6
 
 
+async def test_running_a_release_again_attaches_no_attestation_twice(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    """A re-run finds every digest attested and keeps what is there: no second copy of anything."""
+    await publish(registry_host, owner, "v2.4.0")
+    path = f"{owner}/qm-nmr-calc-api"
+    before = {
+        tag: await index_entries(registry_host, path, tag)
+        for tag in await attestation_tags(registry_host, path)
+    }
+
+    output = await pipeline_for(registry_host, owner).publish(
+        "v2.4.0", username="bot", password=token(), **signing_flags()
+    )
+
+    attestations = output.split("\n\n")[1].splitlines()
+    assert attestations[2:] == [
+        f"{registry_host}/{owner}/qm-nmr-calc-{name}: 3 digests attested "
+        "(SBOM, provenance, signature): 0 signed now, 9 kept"
+        for name in ("api", "worker")
+    ]
+    after = {
+        tag: await index_entries(registry_host, path, tag)
+        for tag in await attestation_tags(registry_host, path)
+    }
+    assert after == before
+    assert all(len(entries) == 3 for entries in after.values())  # SBOM, provenance, signature
+
+
 async def test_every_failed_push_is_named_in_the_first_line(
     registry_host: str, owner: str, engine: StandInEngine
 ) -> None:
