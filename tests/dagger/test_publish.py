@@ -641,6 +641,33 @@ async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
     assert all(step.args.get("registryService") is not None for step in publishes)
     assert {step.args["address"] for step in steps if step.name == "from"} >= {"registry:2"}
     assert engine.queries[-1][-1].name == "stop"
+    # The same attesting path, signed by a throwaway identity that the output names as such.
+    attestations = references.split("\n\n")[1].splitlines()
+    assert attestations[:2] == ["attestations:", f"signed by {THROWAWAY_IDENTITY}"]
+    assert "rehearsal only" in THROWAWAY_IDENTITY
+    assert await attestation_tags(registry_host, f"{owner}/qm-nmr-calc-api")
+
+
+@pytest.mark.parametrize("missing", ["id_token_request_url", "id_token_request_token"])
+async def test_publish_without_the_workflow_identity_is_refused_before_any_work(
+    registry_host: str, owner: str, engine: StandInEngine, missing: str
+) -> None:
+    flags = signing_flags()
+    request_url = None if missing == "id_token_request_url" else flags["id_token_request_url"]
+    request_token = None if missing == "id_token_request_token" else flags["id_token_request_token"]
+
+    with pytest.raises(ValueError, match="id-token: write") as failure:
+        await pipeline_for(registry_host, owner).publish(
+            "v2.4.0",
+            username="bot",
+            password=token(),
+            id_token_request_url=request_url,
+            id_token_request_token=request_token,
+        )
+
+    assert "--id-token-request-url env:ACTIONS_ID_TOKEN_REQUEST_URL" in str(failure.value)
+    assert engine.queries == []  # nothing read, built or pushed
+    assert await tag_digests(registry_host, f"{owner}/qm-nmr-calc-api") == {}
 
 
 async def test_rehearse_stops_its_registry_when_the_release_fails(
