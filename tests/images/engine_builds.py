@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -239,9 +240,10 @@ class RealBuilder:
         gzipped, and the manifest is an OCI one. Only layers not yet in the repository are
         uploaded (``push_blob`` asks first), as BuildKit does.
         """
-        saved = self.workdir / "saved" / image.replace("/", "_").replace(":", "_")
-        shutil.rmtree(saved, ignore_errors=True)
-        saved.mkdir(parents=True)
+        # One directory per push: api and worker may push the same image at once.
+        (self.workdir / "saved").mkdir(exist_ok=True)
+        prefix = image.replace("/", "_").replace(":", "_") + "-"
+        saved = Path(tempfile.mkdtemp(prefix=prefix, dir=self.workdir / "saved"))
         blobs = self._saved_blobs(image, saved)
         (entry,) = json.loads(blobs["manifest.json"].read_bytes())
         config_raw = blobs[entry["Config"]].read_bytes()
