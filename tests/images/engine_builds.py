@@ -154,9 +154,9 @@ class RealBuilder:
         arguments = docker_build.args
         context = self.context(chain[: chain.index(docker_build)])
         recorded = {arg["name"]: arg["value"] for arg in arguments.get("buildArgs", [])}
-        for name, value in recorded.items():
-            if name in self.build_args and is_pinned(value):
-                recorded[name] = self.pinned_standin(name, value)
+        for argument, value in recorded.items():
+            if argument in self.build_args and is_pinned(value):
+                recorded[argument] = self.pinned_standin(argument, value)
         result = builds.build(
             self.docker,
             context,
@@ -240,7 +240,7 @@ class RealBuilder:
         gzipped, and the manifest is an OCI one. Only layers not yet in the repository are
         uploaded (``push_blob`` asks first), as BuildKit does.
         """
-        # One directory per push: api and worker may push the same image at once.
+        # One directory per push: concurrent pushes never share one.
         (self.workdir / "saved").mkdir(exist_ok=True)
         prefix = image.replace("/", "_").replace(":", "_") + "-"
         saved = Path(tempfile.mkdtemp(prefix=prefix, dir=self.workdir / "saved"))
