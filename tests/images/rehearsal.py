@@ -13,6 +13,7 @@ import anyio
 import dagger
 import pytest
 from dagger import dag
+from pipeline.attest.storage import FALLBACK_TAG_PREFIX
 from pipeline.main import Pipeline
 from pipeline.oci.client import RegistryClient
 from pipeline.publishing import references_of
@@ -67,6 +68,15 @@ def publish(builder: RealBuilder, registry: str, tag: str) -> Release:
         for image in ("api", "worker")
     }
     return Release(registry, version, references_of(output), digests, engine)
+
+
+def release_tags(registry: str, repository: str) -> dict[str, str]:
+    """The tags of ``repository`` a user pulls, and their digests: the attestations' left out."""
+    return {
+        tag: digest
+        for tag, digest in tag_digests(registry, repository).items()
+        if not tag.startswith(FALLBACK_TAG_PREFIX)
+    }
 
 
 def tag_digests(registry: str, repository: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from dagger.client._core import Field
+from pipeline.attest.storage import fallback_tag
 from pipeline.oci.client import RegistryClient
 from pipeline.rules.catalogue import find_image
 
@@ -31,7 +32,14 @@ from tests.images.probes import (
     wait_for_log,
     wait_healthy,
 )
-from tests.images.rehearsal import OWNER, SOURCE, Release, publish, tag_digests
+from tests.images.rehearsal import (
+    OWNER,
+    SOURCE,
+    Release,
+    publish,
+    release_tags,
+    tag_digests,
+)
 from tests.images.stack import compose_stack
 
 WORKER_STARTED = "The following commands are available"
@@ -50,10 +58,6 @@ def test_every_variant_is_built_for_real_and_every_tag_published(release: Releas
         ("Dockerfile.worker", "linux/arm64"),
     ]
     assert all(variant.image for variant in release.engine.builds), "a variant was not built"
-    for image in ("api", "worker"):
-        tags = tag_digests(release.registry, f"{OWNER}/qm-nmr-calc-{image}")
-        assert sorted(tags) == ["2.4", "2.4.0", "latest"]
-        assert set(tags.values()) == {release.digests[image]}
     assert len(release.references) == 6
 
     async def index_of(image: str) -> dict[str, Any]:
@@ -62,6 +66,14 @@ def test_every_variant_is_built_for_real_and_every_tag_published(release: Releas
 
     for image in ("api", "worker"):
         index = anyio.run(index_of, image)
+        repository = f"{OWNER}/qm-nmr-calc-{image}"
+        tags = release_tags(release.registry, repository)
+        assert sorted(tags) == ["2.4", "2.4.0", "latest"]
+        assert set(tags.values()) == {release.digests[image]}
+        # The attestations of the index and of each platform, under the referrers tag fallback.
+        attested = [release.digests[image], *(entry["digest"] for entry in index["manifests"])]
+        attestation_tags = set(tag_digests(release.registry, repository)) - set(tags)
+        assert attestation_tags == {fallback_tag(digest) for digest in attested}
         platforms = {
             f"{entry['platform']['os']}/{entry['platform']['architecture']}"
             for entry in index["manifests"]
@@ -119,7 +131,7 @@ def test_an_older_release_leaves_latest_on_the_newest(
 ) -> None:
     publish(builder, release.registry, "v2.3.7")
     for image in ("api", "worker"):
-        tags = tag_digests(release.registry, f"{OWNER}/qm-nmr-calc-{image}")
+        tags = release_tags(release.registry, f"{OWNER}/qm-nmr-calc-{image}")
         assert sorted(tags) == ["2.3", "2.3.7", "2.4", "2.4.0", "latest"]
         assert tags["latest"] == tags["2.4.0"] == release.digests[image]
         assert tags["2.3"] == tags["2.3.7"] != release.digests[image]
