@@ -720,10 +720,14 @@ async def test_each_step_of_a_release_is_a_span(
         f"move {worker}:latest",
     ]
     assert names.count("verify v2.4.0") == 1
-    # Pushes end before any tag moves; the verification ends last.
-    last_push = max(i for i, name in enumerate(names) if name.startswith("push "))
-    first_move = min(i for i, name in enumerate(names) if name.startswith(("move ", "annotate ")))
-    assert last_push < first_move
+    # Each image is annotated after its own push; every version tag is pushed, annotated and
+    # attested before any floating tag moves; the verification ends last.
+    for image in (api, worker):
+        assert names.index(f"push {image}:2.4.0") < names.index(f"annotate {image}:2.4.0")
+    first_move = min(i for i, name in enumerate(names) if name.startswith("move "))
+    version_tags = names.index("version tags of v2.4.0: push, annotate, attest")
+    last_annotation = max(i for i, name in enumerate(names) if name.startswith("annotate "))
+    assert last_annotation < version_tags < first_move
     assert names[-1] == "verify v2.4.0"
 
 

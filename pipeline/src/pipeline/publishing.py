@@ -247,39 +247,63 @@ async def build_all(variants: Variants) -> None:
         )
 
 
-async def push_versions(
-    release: ReleasePlan,
+async def push_version(
+    image: ImagePlan,
     variants: Variants,
     auth: dagger.Container,
     registry_service: dagger.Service | None = None,
-) -> dict[str, str]:
-    """Push each image once, under its version tag (an index when multi-platform).
+) -> str:
+    """Push ``image`` once, under its version tag (an index when multi-platform); its digest.
 
-    Returns each image's digest; an image whose version tag already holds this release (a
-    release that stopped half-way) is not pushed again. ``auth`` must be an empty container:
-    a non-empty receiver would count as one more platform variant.
+    An image whose version tag already holds this release (a release that stopped half-way) is
+    not pushed again. ``auth`` must be an empty container: a non-empty receiver would count as
+    one more platform variant.
     """
+    reference = image.reference(image.decision.version_tag)
+    if image.kept_digest is not None:
+        note(f"{reference} already holds this release: not pushed again")
+        return image.kept_digest
+    with step(f"push {reference}", platforms=", ".join(image.platforms)):
+        try:
+            published = await auth.publish(
+                reference,
+                platform_variants=[variants[(image.name, p)] for p in image.platforms],
+                registry_service=registry_service,
+            )
+        except dagger.QueryError as error:
+            refused = refused_push(error)
+            if refused is None:
+                raise
+            raise refused from error
+    return digest_of(published)
 
-    async def push(image: ImagePlan) -> str:
-        reference = image.reference(image.decision.version_tag)
-        if image.kept_digest is not None:
-            note(f"{reference} already holds this release: not pushed again")
-            return image.kept_digest
-        with step(f"push {reference}", platforms=", ".join(image.platforms)):
-            try:
-                published = await auth.publish(
-                    reference,
-                    platform_variants=[variants[(image.name, p)] for p in image.platforms],
-                    registry_service=registry_service,
-                )
-            except dagger.QueryError as error:
-                refused = refused_push(error)
-                if refused is None:
-                    raise
-                raise refused from error
-        return digest_of(published)
 
-    return await gather({image.name: partial(push, image) for image in release.images})
+@dataclass(frozen=True)
+class AttestedImage:
+    """An image pushed under its version tag and attested: what finishing starts from."""
+
+    manifest: Manifest
+    """The version tag's manifest (for an index, as annotated)."""
+    attestations: str
+    """One line for the release's output: how many attestations were attached, how many kept."""
+
+
+async def push_and_attest(
+    image: ImagePlan,
+    variants: Variants,
+    auth: dagger.Container,
+    client: RegistryClient,
+    attesting: Attesting,
+    registry_service: dagger.Service | None = None,
+) -> AttestedImage:
+    """Push one image under its version tag, annotate its index, attest every digest.
+
+    Each image goes through these on its own, so one image's attestations overlap the other's
+    push; no floating tag moves here.
+    """
+    pushed = await push_version(image, variants, auth, registry_service)
+    final = await version_manifest(client, repository_path(image.repository), image, pushed)
+    return AttestedImage(final, await attest_image(client, attesting, image, final))
 
 
 async def release_images(
@@ -299,27 +323,27 @@ async def release_images(
     """
     variants = release_variants(release, context, attesting.inputs)
     await build_all(variants)
-    pushed = await push_versions(release, variants, auth, registry_service)
-    finals = await gather(
-        {
-            image.name: partial(
-                version_manifest,
-                client,
-                repository_path(image.repository),
-                image,
-                pushed[image.name],
-            )
-            for image in release.images
-        }
-    )
-    attested = await attest_all(client, attesting, release, finals)
+    with step(
+        f"version tags of {release.tag}: push, annotate, attest", signer=attesting.signer.identity
+    ):
+        attested = await gather(
+            {
+                image.name: partial(
+                    push_and_attest, image, variants, auth, client, attesting, registry_service
+                )
+                for image in release.images
+            }
+        )
     finished = await gather(
         {
-            image.name: partial(move_floating, client, image, finals[image.name])
+            image.name: partial(move_floating, client, image, attested[image.name].manifest)
             for image in release.images
         }
     )
-    for text in attested:
+    attestations = [f"signed by {attesting.signer.identity}"] + [
+        attested[image.name].attestations for image in release.images
+    ]
+    for text in attestations:
         note(text)
     notes = plan_notes(release)
     for text in notes:
@@ -336,7 +360,7 @@ async def release_images(
         references=tuple(
             ref for image in release.images for ref in finished[image.name].references
         ),
-        attestations=tuple(attested),
+        attestations=tuple(attestations),
         notes=tuple(notes),
         report=report,
     )
@@ -356,23 +380,6 @@ def as_finished(release: ReleasePlan, finished: Mapping[str, FinishedImage]) -> 
         return replace(image, decision=replace(image.decision, floating=floating))
 
     return replace(release, images=tuple(image_as_finished(image) for image in release.images))
-
-
-async def attest_all(
-    client: RegistryClient,
-    attesting: Attesting,
-    release: ReleasePlan,
-    finals: Mapping[str, Manifest],
-) -> list[str]:
-    """Attest every image's digests; one note per image, after the signing identity's."""
-    with step(f"attest {release.tag}", signer=attesting.signer.identity):
-        lines = await gather(
-            {
-                image.name: partial(attest_image, client, attesting, image, finals[image.name])
-                for image in release.images
-            }
-        )
-    return [f"signed by {attesting.signer.identity}"] + [lines[i.name] for i in release.images]
 
 
 async def settled_verification(
