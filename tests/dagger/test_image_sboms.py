@@ -21,9 +21,11 @@ from pipeline.attest.errors import AttestationError
 from pipeline.oci.client import RegistryClient
 from pipeline.sboms import DOCKER_CONFIG_FILE, SYFT_IMAGE, docker_config, registry_login, scan
 
+from tests.support.oci_images import push_image
 from tests.support.package_images import DEBIAN_PACKAGES, PYTHON_PACKAGES, push_packaged_image
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import StandInEngine
+from tests.support.standin_syft import RecordedScans
 
 pytestmark = pytest.mark.anyio
 
@@ -351,3 +353,70 @@ async def test_a_syft_chain_the_stand_in_does_not_model_is_refused(
 
     with pytest.raises(NotImplementedError):
         await container.stdout()
+
+
+async def push_empty(registry: RegistryServer, repository: str, platform: str) -> str:
+    """Push a synthetic image with no packages (one small file) for ``platform``; its digest."""
+    async with RegistryClient(registry.host) as client:
+        digest, _size, _media_type = await push_image(
+            client, repository, platform=platform, labels={"repository": repository}
+        )
+    return digest
+
+
+def without_random_parts(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` without what syft makes anew at every run: its namespace's UUID, its time."""
+    namespace = document["documentNamespace"]
+    return document | {
+        "documentNamespace": namespace[: -len("00000000-0000-0000-0000-000000000000")],
+        "creationInfo": document["creationInfo"] | {"created": None},
+    }
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64"])
+async def test_a_recorded_scan_renamed_is_what_syft_writes_for_another_image_without_packages(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    recorded = RecordedScans()
+    engine_for(registry, monkeypatch, recorded_scans=recorded)
+    first, second = f"{owner}/qm-nmr-calc-api", f"{owner}-other/qm-nmr-calc-worker"
+    first_digest = await push_empty(registry, first, platform)
+    second_digest = await push_empty(registry, second, platform)
+    await scan(
+        f"{registry.host}/{first}@{first_digest}", platform, login=None, registry_service=None
+    )
+
+    renamed = await scan(
+        f"{registry.host}/{second}@{second_digest}", platform, login=None, registry_service=None
+    )
+    engine_for(registry, monkeypatch)  # no recording: syft itself
+    real = await scan(
+        f"{registry.host}/{second}@{second_digest}", platform, login=None, registry_service=None
+    )
+
+    assert recorded.real_scans == 1
+    assert renamed["documentNamespace"] != real["documentNamespace"]  # a UUID of its own
+    assert without_random_parts(renamed) == without_random_parts(real)
+    assert second_digest.removeprefix("sha256:") in json.dumps(renamed)
+    assert first_digest.removeprefix("sha256:") not in json.dumps(renamed)
+
+
+async def test_an_image_with_packages_is_always_scanned_by_syft(
+    registry: RegistryServer, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = RecordedScans()
+    engine_for(registry, monkeypatch, recorded_scans=recorded)
+    repository = f"{owner}/qm-nmr-calc-api"
+    digest = await push(registry, repository, "linux/amd64")
+
+    for _ in range(2):
+        document = await scan(
+            f"{registry.host}/{repository}@{digest}",
+            "linux/amd64",
+            login=None,
+            registry_service=None,
+        )
+        assert {p["name"] for p in document["packages"]} >= set(PACKAGES)
+
+    assert recorded.real_scans == 2
+    assert recorded.recorded == {}

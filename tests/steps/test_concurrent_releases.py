@@ -34,6 +34,7 @@ from pipeline.steps import finishing
 from pipeline import publishing
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import StandInEngine, signing_flags
+from tests.support.standin_syft import RecordedScans
 
 pytestmark = pytest.mark.anyio
 
@@ -172,10 +173,14 @@ async def assert_sequential_state(registry: str, owner: str) -> None:
                 assert digests[tag] == digests[str(version)], f"{image}: {tag} not on {version}"
 
 
+RECORDED_SCANS = RecordedScans()
+"""syft runs once per platform for this module: SBOMs are not what these tests are about."""
+
+
 @pytest.fixture
 def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
     """A stand-in engine that pushes into the test registry."""
-    standin = StandInEngine(registry.host, secrets={TOKEN_ID: "t"})
+    standin = StandInEngine(registry.host, secrets={TOKEN_ID: "t"}, recorded_scans=RECORDED_SCANS)
     standin.install(monkeypatch)
     return standin
 
