@@ -19,7 +19,6 @@ Anything else in a chain is refused: the stand-in does not guess what the engine
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -34,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 from dagger.client._core import Field
@@ -88,6 +87,10 @@ class RealBuilder:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _compressed: dict[str, Path] = field(default_factory=dict)
     """Each layer compressed so far, by its name in ``docker save`` (its diff id)."""
+    _compressing: dict[str, threading.Lock] = field(default_factory=dict)
+    """One lock per layer name: a layer two pushes meet at once is compressed by one of them."""
+    _stored: dict[str, standins.StoredLayer] | None = None
+    """The base images' layer blobs, by diff id (read from their registry when first needed)."""
 
     # --- commits ------------------------------------------------------------------------------
 
@@ -310,19 +313,43 @@ class RealBuilder:
             path = saved / f"file-{number}"
             path.write_bytes(stream.read())
             return SavedBlob(path)
-        shared = member.name.startswith(CONTENT_ADDRESSED)
+        if not member.name.startswith(CONTENT_ADDRESSED):
+            saved.mkdir(parents=True, exist_ok=True)
+            output = saved / f"layer-{number}.gz"
+            standins.gzip_stream(stream, output)
+            return SavedBlob(output.with_suffix(""), output)
+        # As BuildKit's flight control: concurrent pushes of one layer wait for one compression.
         with self._lock:
-            known = self._compressed.get(member.name) if shared else None
-        if known is not None:
-            return SavedBlob(known.with_suffix(""), known)
-        directory = self.workdir / "compressed" if shared else saved
-        directory.mkdir(parents=True, exist_ok=True)
-        output = directory / f"layer-{number}-{threading.get_ident()}.gz"
-        gzip_stream(stream, output)
-        if shared:
-            with self._lock:
-                output = self._compressed.setdefault(member.name, output)
-        return SavedBlob(output.with_suffix(""), output)
+            compressing = self._compressing.setdefault(member.name, threading.Lock())
+        with compressing:
+            known = self._compressed.get(member.name)
+            if known is None:
+                directory = self.workdir / "compressed"
+                directory.mkdir(parents=True, exist_ok=True)
+                diff_id = member.name.removeprefix(CONTENT_ADDRESSED)
+                known = directory / f"{diff_id}.gz"
+                stored = self.stored_layers().get(f"sha256:{diff_id}")
+                if stored is not None:
+                    # A base image's layer: the engine pushes the blob it pulled, as it is.
+                    stored.download(known)
+                else:
+                    standins.gzip_stream(stream, known)
+                with self._lock:
+                    self._compressed[member.name] = known
+        return SavedBlob(known.with_suffix(""), known)
+
+    def stored_layers(self) -> Mapping[str, standins.StoredLayer]:
+        """The gzip blobs of the base images the builds start from, by diff id (read once)."""
+        with self._lock:
+            if self._stored is None:
+                self._stored = standins.stored_layers(
+                    [
+                        self.build_args[base.build_arg]
+                        for base in standins.BASE_IMAGES
+                        if base.build_arg in self.build_args
+                    ]
+                )
+            return self._stored
 
 
 @dataclass(frozen=True)
@@ -343,18 +370,5 @@ class SavedBlob:
         output = self.path.with_name(self.path.name + ".gz")
         if not output.exists():
             with self.path.open("rb") as source:
-                gzip_stream(source, output)
+                standins.gzip_stream(source, output)
         return output
-
-
-def gzip_stream(source: IO[bytes], output: Path) -> None:
-    """``source`` gzipped into ``output`` as BuildKit writes layer blobs: no name, time zero.
-
-    Fast level: these are test pushes, not downloads. With no time or name in the header, one
-    layer always gives one blob digest, as the engine's cached compressed blob does.
-    """
-    with (
-        output.open("wb") as file,
-        gzip.GzipFile(filename="", mode="wb", fileobj=file, compresslevel=1, mtime=0) as target,
-    ):
-        shutil.copyfileobj(source, target, 1 << 20)

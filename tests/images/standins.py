@@ -3,8 +3,9 @@
 No container registry is reachable here, so the base images that the Dockerfiles name (each
 through one ``ARG``) are made from Debian's packages and pushed, one OCI index per image with one
 manifest per platform, into a loopback ``docker-registry``; the builds then take them through the
-same ``ARG``s. The worker's conda packages come from a loopback channel
-(``conda_standins.py``) through the lock made from it, laid over the build context.
+same ``ARG``s. Their layers are stored gzipped, as Docker Hub's and GHCR's are, so a push reuses
+them as the engine reuses a pulled layer's blob. The worker's conda packages come from a loopback
+channel (``conda_standins.py``) through the lock made from it, laid over the build context.
 
 ``STANDINS`` below is the one place that says what stands in for what and how it differs from the
 real thing; the tests print it, so that a reader of a green run knows exactly what was not real.
@@ -12,16 +13,18 @@ real thing; the tests print it, so that a reader of a green run knows exactly wh
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import yaml
@@ -60,7 +63,6 @@ STANDIN_REGISTRY_PREFIX = "standins"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 UPLOAD_TIMEOUT = 600.0
 
@@ -302,6 +304,76 @@ def push_blob(client: httpx.Client, repository: str, data: bytes | Path) -> tupl
     return digest, size
 
 
+def gzip_stream(source: IO[bytes], output: Path) -> None:
+    """``source`` gzipped into ``output`` as BuildKit writes layer blobs: no name, time zero.
+
+    Fast level: these are test pushes, not downloads. With no time or name in the header, one
+    layer always gives one blob digest, as the engine's cached compressed blob does.
+    """
+    with (
+        output.open("wb") as file,
+        gzip.GzipFile(filename="", mode="wb", fileobj=file, compresslevel=1, mtime=0) as target,
+    ):
+        shutil.copyfileobj(source, target, 1 << 20)
+
+
+def gzipped_layer(layer: Path) -> Path:
+    """``layer`` (a tar) gzipped beside it, made once: how registries store base image layers."""
+    output = layer.with_name(layer.name + ".gz")
+    if not output.exists():
+        unfinished = layer.with_name(layer.name + ".gz.partial")
+        with layer.open("rb") as source:
+            gzip_stream(source, unfinished)
+        unfinished.rename(output)
+    return output
+
+
+@dataclass(frozen=True)
+class StoredLayer:
+    """Where a base image's layer blob is stored: registry host, repository, blob digest."""
+
+    host: str
+    repository: str
+    digest: str
+
+    def download(self, output: Path) -> None:
+        """The blob, as stored, into ``output``."""
+        url = f"http://{self.host}/v2/{self.repository}/blobs/{self.digest}"
+        with (
+            httpx.stream("GET", url, timeout=UPLOAD_TIMEOUT) as response,
+            output.open("wb") as file,
+        ):
+            response.raise_for_status()
+            for chunk in response.iter_bytes(1 << 20):
+                file.write(chunk)
+
+
+def stored_layers(references: Sequence[str]) -> dict[str, StoredLayer]:
+    """Each gzip layer of the images ``references`` name (every platform), by its diff id."""
+    layers = {}
+    for reference in references:
+        host, _, path = reference.partition("/")
+        repository, _, tag = path.rpartition(":")
+        with httpx.Client(base_url=f"http://{host}", timeout=UPLOAD_TIMEOUT) as client:
+            index = _registry_json(client, f"/v2/{repository}/manifests/{tag}", OCI_INDEX)
+            for entry in index["manifests"]:
+                manifest_path = f"/v2/{repository}/manifests/{entry['digest']}"
+                manifest = _registry_json(client, manifest_path, OCI_MANIFEST)
+                config_path = f"/v2/{repository}/blobs/{manifest['config']['digest']}"
+                config = _registry_json(client, config_path, OCI_CONFIG)
+                diff_ids = config["rootfs"]["diff_ids"]
+                for diff_id, layer in zip(diff_ids, manifest["layers"], strict=True):
+                    if layer["mediaType"] == OCI_LAYER_GZIP:
+                        layers[diff_id] = StoredLayer(host, repository, layer["digest"])
+    return layers
+
+
+def _registry_json(client: httpx.Client, path: str, accept: str) -> Any:
+    answer = client.get(path, headers={"Accept": accept})
+    answer.raise_for_status()
+    return answer.json()
+
+
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """``document`` as compact JSON with sorted keys: the same document, the same digest."""
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
@@ -333,18 +405,21 @@ def push_standin(
     layers: Mapping[str, Path],
     config: Mapping[str, Any],
 ) -> str:
-    """Push one single-layer image per platform and an OCI index of them as ``reference``."""
+    """Push one single-layer image per platform and an OCI index of them as ``reference``.
+
+    Each layer is stored gzipped, as Docker Hub and GHCR store the real images' layers.
+    """
     repository, _, tag = reference.split("/", 1)[1].rpartition(":")
     entries = []
     with httpx.Client(base_url=registry_url, timeout=UPLOAD_TIMEOUT) as client:
         for platform, layer in layers.items():
-            layer_digest, layer_size = push_blob(client, repository, layer)
+            layer_digest, layer_size = push_blob(client, repository, gzipped_layer(layer))
             operating_system, architecture = platform.split("/")
             config_document = {
                 "architecture": architecture,
                 "os": operating_system,
                 "config": dict(config),
-                "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+                "rootfs": {"type": "layers", "diff_ids": [_file_digest(layer)]},
                 "history": [{"created_by": f"image-tests stand-in {reference}"}],
             }
             config_raw = json.dumps(config_document, sort_keys=True).encode()
@@ -353,7 +428,9 @@ def push_standin(
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
-                "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": layer_size}],
+                "layers": [
+                    {"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}
+                ],
             }
             digest, size = _put_manifest(
                 client, repository, sha256_digest(canonical_json(manifest)), manifest
