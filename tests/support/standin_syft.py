@@ -160,21 +160,24 @@ class RecordedScans:
     real_scans: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, scan: Scan, run: Callable[[], subprocess.CompletedProcess[str]]) -> str | None:
-        """The document for ``scan``: renamed from a recording, else from ``run`` (recorded
-        when it lists no package but the image); None when ``run`` failed (its error stands)."""
+    def answer(
+        self, scan: Scan, run: Callable[[], subprocess.CompletedProcess[str]]
+    ) -> subprocess.CompletedProcess[str]:
+        """syft's run for ``scan``: a recording renamed, else ``run`` itself (recorded when it
+        succeeds and lists no package but the image)."""
         with self._lock:
             known = self.recorded.get(scan.key)
         if known is not None:
-            return renamed_sbom(known[1], known[0], scan)
+            recorded_scan, document = known
+            return subprocess.CompletedProcess(
+                [SYFT_BINARY], 0, renamed_sbom(document, recorded_scan, scan), ""
+            )
         ran = run()
-        self.real_scans += 1
-        if ran.returncode != 0:
-            return None
-        if len(json.loads(ran.stdout).get("packages", [])) == 1:
-            with self._lock:
+        with self._lock:
+            self.real_scans += 1
+            if ran.returncode == 0 and len(json.loads(ran.stdout).get("packages", [])) == 1:
                 self.recorded.setdefault(scan.key, (scan, ran.stdout))
-        return ran.stdout
+        return ran
 
 
 def renamed_sbom(document: str, scanned: Scan, wanted: Scan) -> str:
@@ -253,11 +256,10 @@ def syft_stdout(
             timeout=SCAN_TIMEOUT,
             check=False,
         )
-        if recorded is not None:
-            answer = recorded.answer(Scan(f"{reached}/{rest}", tuple(options)), run)
-            if answer is not None:
-                return answer
-        ran = run()
+        if recorded is None:
+            ran = run()
+        else:
+            ran = recorded.answer(Scan(f"{reached}/{rest}", tuple(options)), run)
     if ran.returncode != 0:
         raise exec_error(container.command, ran.returncode, ran.stdout, ran.stderr)
     return ran.stdout
