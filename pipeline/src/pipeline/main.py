@@ -18,6 +18,8 @@ import dagger
 from dagger import DefaultPath, Doc, Ignore, check, dag, function, object_type
 
 from pipeline import sboms
+from pipeline.attest.errors import AttestationError
+from pipeline.attest.identity import JustInTimeSigner, wall_clock
 from pipeline.attest.provenance import (
     GITHUB,
     GITHUB_ISSUER,
@@ -114,6 +116,12 @@ SIGNING_FLAGS = (
     "anywhere else, run `dagger call rehearse --tag TAG`"
 )
 """Why publish refuses without the identity flags, and what to pass."""
+KEYLESS_REHEARSAL_FLAGS = (
+    "rehearse signs keylessly only with both --id-token-request-url and "
+    "--id-token-request-token (a job with `permissions: id-token: write`); pass both, or "
+    "neither to sign with a throwaway identity"
+)
+"""Why rehearse refuses one identity flag without the other."""
 """The version the ``rehearsal`` check releases the current sources as."""
 
 CACHE_NEVER = "never"
@@ -394,19 +402,49 @@ class Pipeline:
     async def rehearse(
         self,
         tag: Annotated[str, Doc("Release tag to rehearse, e.g. v2.4.0")],
+        id_token_request_url: Annotated[
+            dagger.Secret | None,
+            Doc(
+                "Sign keylessly (public Sigstore) instead of with a throwaway identity: "
+                "env:ACTIONS_ID_TOKEN_REQUEST_URL, in a job with id-token: write"
+            ),
+        ] = None,
+        id_token_request_token: Annotated[
+            dagger.Secret | None,
+            Doc("With --id-token-request-url: env:ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+        ] = None,
     ) -> str:
         """Rehearse the release of TAG into a throwaway registry inside the engine.
 
-        The whole release (builds, push, tags, annotations, verify) with no credentials;
-        nothing leaves the machine. Run it before pushing a release tag. The output is
-        ``publish``'s: references, what stays and why, the verification report.
+        The whole release (builds, push, tags, annotations, attestations, verify) with no
+        registry credentials; no image leaves the machine. Run it before pushing a release
+        tag. Signed with a throwaway identity, or, given the workflow's OIDC pair, keylessly
+        with that workflow's identity (Fulcio and Rekor entries are real and public; the
+        bundles are verified against that identity). The output is ``publish``'s: references,
+        what stays and why, the attestations, the verification report.
         """
         parse_release_tag(tag)
+        identity = None
+        if id_token_request_url is not None or id_token_request_token is not None:
+            if id_token_request_url is None or id_token_request_token is None:
+                raise ValueError(KEYLESS_REHEARSAL_FLAGS)
+            identity = (id_token_request_url, id_token_request_token)
         context, commit = await self._context(tag)
-        return await self._rehearse(tag, context, commit)
+        return await self._rehearse(tag, context, commit, identity)
 
-    async def _rehearse(self, tag: str, context: dagger.Directory, commit: Commit) -> str:
-        """Release ``tag`` from ``context`` into a throwaway ``registry:2`` service."""
+    async def _rehearse(
+        self,
+        tag: str,
+        context: dagger.Directory,
+        commit: Commit,
+        identity: tuple[dagger.Secret, dagger.Secret] | None = None,
+    ) -> str:
+        """Release ``tag`` from ``context`` into a throwaway ``registry:2`` service.
+
+        Signed keylessly with ``identity`` (GitHub's OIDC request pair) if given, else with a
+        throwaway signer.
+        """
+        signing = await keyless_signing(*identity) if identity is not None else throwaway_signing()
         service = await (
             dag.container()
             .from_(REHEARSAL_REGISTRY_IMAGE)
@@ -425,12 +463,11 @@ class Pipeline:
                 revision=commit.revision,
                 created=commit.created,
             )
-            signer = ThrowawaySigner()
             attesting = await self._attesting(
                 tag,
                 release,
                 context,
-                (signer, signer.verifier(), REHEARSAL_RUN),
+                signing,
                 partial(sboms.scan, login=None, registry_service=service),
                 {},
             )
@@ -665,15 +702,41 @@ async def keyless_signing(
 ) -> tuple[Signer, Verifier, RunDetails]:
     """Sigstore keyless signing as the workflow run GitHub's OIDC token names.
 
-    The bundles are checked against that same identity (the workflow file at its ref), as
-    ``verify`` and users' ``cosign verify`` check them.
+    The token requested here only says which run signs (and proves, before anything is built,
+    that the job may sign); it is never signed with: it expires in 5 minutes, long before a
+    cold release signs anything. Each certificate is bought with a token requested just
+    before it (``JustInTimeSigner``). The bundles are checked against that same identity (the
+    workflow file at its ref), as ``verify`` and users' ``cosign verify`` check them.
     """
-    with step("request the workflow's OIDC identity token"):
-        token = await anyio.to_thread.run_sync(
-            github_oidc_token, await request_url.plaintext(), await request_token.plaintext()
-        )
+    url, secret = await request_url.plaintext(), await request_token.plaintext()
+    with step("request the workflow's OIDC identity token (which run signs)"):
+        token = await anyio.to_thread.run_sync(github_oidc_token, url, secret)
     run = github_run(token_claims(token))
-    return KeylessSigner(token), release_verifier(run.builder_id), run
+    signer = JustInTimeSigner(
+        f"keyless: {run.builder_id} (issuer {GITHUB_ISSUER}; Fulcio certificates obtained just "
+        "in time, Rekor entries)",
+        partial(same_run_token, partial(github_oidc_token, url, secret), run),
+        KeylessSigner,
+        clock=wall_clock,
+    )
+    return signer, release_verifier(run.builder_id), run
+
+
+def same_run_token(request: Callable[[], str], run: RunDetails) -> str:
+    """A fresh identity token from ``request``, refused unless it names the same workflow run."""
+    token = request()
+    if github_run(token_claims(token)).builder_id != run.builder_id:
+        raise AttestationError(
+            f"a fresh identity token names another workflow than {run.builder_id}; every "
+            "signature of a release must come from one workflow run"
+        )
+    return token
+
+
+def throwaway_signing() -> tuple[Signer, Verifier, RunDetails]:
+    """A rehearsal's throwaway signer, the verifier of its CA, and the rehearsal as builder."""
+    signer = ThrowawaySigner()
+    return signer, signer.verifier(), REHEARSAL_RUN
 
 
 def release_verifier(identity: str) -> Verifier:

@@ -16,8 +16,10 @@ import binascii
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -44,6 +46,8 @@ THROWAWAY_IDENTITY = "throwaway identity (rehearsal only; nothing is trusted)"
 THROWAWAY_SAN = "urn:qm-nmr-calc:rehearsal:throwaway"
 """The throwaway leaf certificate's identity (a URI SAN no real signer has)."""
 THROWAWAY_VALIDITY = timedelta(days=1)
+"""How long a rehearsal's leaf certificate lives: a whole release, however slow."""
+CA_VALIDITY = timedelta(days=2)
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_BUNDLE = 8 * 1024 * 1024
 """Bytes of a bundle read at most (the registry client reads a blob up to this size)."""
@@ -65,6 +69,17 @@ class Signer(Protocol):
 
     def sign(self, statement: bytes) -> bytes:
         """The Sigstore bundle v0.3 JSON of ``statement`` in a DSSE envelope (PAYLOAD_TYPE)."""
+        ...
+
+
+class CertifiedSigner(Signer, Protocol):
+    """A signer whose signing certificate has a lifetime, obtained when asked for."""
+
+    def certify(self) -> float:
+        """Obtain the signing certificate now (if not yet); its ``notAfter``, in epoch seconds.
+
+        Past it, ``sign`` fails: the caller makes a new signer first.
+        """
         ...
 
 
@@ -135,6 +150,36 @@ def unverified_statement(bundle: bytes) -> Statement:
     return parse_statement(envelope.payload)
 
 
+class ThrowawayCA:
+    """An ephemeral certificate authority made here, in memory: nobody trusts it but its verifier.
+
+    Stands in for Fulcio where Fulcio cannot be reached: it issues short or long leaf
+    certificates at a given time (the tests' clock), each for one signing key.
+    """
+
+    def __init__(self, *, now: datetime | None = None, validity: timedelta = CA_VALIDITY) -> None:
+        """A new CA, valid from ``now`` (the clock's time by default) for ``validity``."""
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self.certificate = _ca_certificate(self._key, now or datetime.now(UTC), validity)
+
+    def issue(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        now: datetime,
+        validity: timedelta,
+        identity: str = THROWAWAY_SAN,
+    ) -> x509.Certificate:
+        """A code-signing leaf for ``public_key`` valid from ``now`` for ``validity``."""
+        return _leaf_certificate(
+            public_key, self._key, self.certificate, now, validity, identity=identity
+        )
+
+    def verifier(self, *, now: Callable[[], datetime] | None = None) -> ThrowawayVerifier:
+        """The verifier that trusts this CA, and nothing else (valid at ``now``: the clock's)."""
+        return ThrowawayVerifier(self.certificate, now=now)
+
+
 class ThrowawaySigner:
     """Signs with an ephemeral CA and leaf certificate made here, in memory; nobody trusts it.
 
@@ -144,15 +189,28 @@ class ThrowawaySigner:
 
     identity = THROWAWAY_IDENTITY
 
-    def __init__(self) -> None:
-        now = datetime.now(UTC)
-        self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        self._ca = _ca_certificate(self._ca_key, now)
+    def __init__(
+        self,
+        *,
+        ca: ThrowawayCA | None = None,
+        now: datetime | None = None,
+        validity: timedelta = THROWAWAY_VALIDITY,
+        identity: str = THROWAWAY_SAN,
+    ) -> None:
+        """A new key and leaf valid from ``now`` for ``validity``, from ``ca`` (or a new CA)."""
+        now = now or datetime.now(UTC)
+        self._ca = ca or ThrowawayCA(now=now)
         self._key = ec.generate_private_key(ec.SECP256R1())
-        self._leaf = _leaf_certificate(self._key.public_key(), self._ca_key, self._ca, now)
+        self._leaf = self._ca.issue(
+            self._key.public_key(), now=now, validity=validity, identity=identity
+        )
 
     def __repr__(self) -> str:
-        return f"ThrowawaySigner(ca serial {self._ca.serial_number:x})"
+        return f"ThrowawaySigner(ca serial {self._ca.certificate.serial_number:x})"
+
+    def certify(self) -> float:
+        """The leaf certificate's ``notAfter`` (it exists from the start), in epoch seconds."""
+        return self._leaf.not_valid_after_utc.timestamp()
 
     def sign(self, statement: bytes) -> bytes:
         """The bundle of ``statement`` (checked first: a malformed one is never signed)."""
@@ -162,14 +220,16 @@ class ThrowawaySigner:
 
     def verifier(self) -> ThrowawayVerifier:
         """The verifier that trusts this signer's CA, and nothing else."""
-        return ThrowawayVerifier(self._ca)
+        return self._ca.verifier()
 
 
 class ThrowawayVerifier:
     """Accepts bundles whose leaf certificate one throwaway CA issued, valid now, signature good."""
 
-    def __init__(self, ca: x509.Certificate) -> None:
+    def __init__(self, ca: x509.Certificate, *, now: Callable[[], datetime] | None = None) -> None:
+        """Trusts ``ca``; ``now`` gives the time the leaf must be valid at (the clock's)."""
         self._ca = ca
+        self._now = now or partial(datetime.now, UTC)
 
     def verify(self, bundle: bytes) -> Statement:
         """The statement; AttestationError for another CA, an expired leaf or a bad signature."""
@@ -181,7 +241,7 @@ class ThrowawayVerifier:
             raise AttestationError(
                 "bundle certificate was not issued by this rehearsal's throwaway CA"
             ) from None
-        now = datetime.now(UTC)
+        now = self._now()
         if not leaf.not_valid_before_utc - CLOCK_SKEW <= now <= leaf.not_valid_after_utc:
             raise AttestationError("bundle certificate is not valid now (expired or not yet)")
         envelope = contents.envelope
@@ -205,9 +265,9 @@ class ThrowawayVerifier:
 class KeylessSigner:
     """Signs keyless with sigstore-python 4.x: Fulcio certificate, Rekor entry (production).
 
-    The Fulcio certificate is cached for every later signature and is short-lived (minutes), as
-    the token is: request the token just before signing, sign the release's statements together,
-    and make a new signer with a fresh token for anything later.
+    One signer holds one Fulcio certificate (10 minutes) obtained with one OIDC token (GitHub's
+    live 5 minutes): ``pipeline.attest.identity.JustInTimeSigner`` makes each one just before it
+    is needed, from a fresh token, and a new one before the certificate lapses.
     UNVERIFIED: nothing here reached Fulcio or Rekor; the signing path follows sigstore-python
     4.5's public API (``ClientTrustConfig.production``, ``SigningContext.from_trust_config``,
     ``Signer.sign_dsse``). Tested offline: malformed and expired tokens are refused clearly.
@@ -226,24 +286,41 @@ class KeylessSigner:
     def __repr__(self) -> str:
         return f"KeylessSigner({self.identity!r})"
 
+    def certify(self) -> float:
+        """Request the Fulcio certificate now (once); its ``notAfter``, in epoch seconds.
+
+        UNVERIFIED: reads the certificate through sigstore-python's ``Signer._signing_cert``
+        (the cached one; a private method, present in 1.x to 4.x).
+        """
+        with self._lock:
+            signer = self._certified()
+            try:
+                certificate: x509.Certificate = signer._signing_cert()
+            except Exception as exc:  # ExpiredCertificate: a private module's plain Exception
+                raise _signing_failed(exc) from None
+        return certificate.not_valid_after_utc.timestamp()
+
     def sign(self, statement: bytes) -> bytes:
         """The bundle of ``statement`` from Fulcio and Rekor (one signing at a time)."""
         parse_statement(statement)
         from sigstore.dsse import Statement as SigstoreStatement
 
         with self._lock:
+            signer = self._certified()
             try:
-                signer = self._signer or self._new_signer()
-                self._signer = signer
                 bundle = signer.sign_dsse(SigstoreStatement(statement))
             except Exception as exc:
-                # sigstore-python raises plain Exception subclasses from private modules
-                # (Fulcio, Rekor, timestamp and expiry errors) besides its own Error and
-                # requests' errors: each one means this signing failed. None holds the token.
-                raise AttestationError(
-                    f"keyless signing failed: {type(exc).__name__}: {printable(str(exc))}"
-                ) from None
+                raise _signing_failed(exc) from None
         return bundle.to_json().encode()
+
+    def _certified(self) -> SigstoreSigner:
+        """The sigstore-python signer, made (and its certificate requested) on first use."""
+        if self._signer is None:
+            try:
+                self._signer = self._new_signer()
+            except Exception as exc:
+                raise _signing_failed(exc) from None
+        return self._signer
 
     def _new_signer(self) -> SigstoreSigner:
         """A sigstore-python signer on the production trust config (refreshed through TUF)."""
@@ -253,6 +330,16 @@ class KeylessSigner:
         context = SigningContext.from_trust_config(ClientTrustConfig.production())
         with context.signer(self._token, cache=True) as signer:
             return signer
+
+
+def _signing_failed(exc: Exception) -> AttestationError:
+    """A failure inside sigstore-python, as one AttestationError that never holds the token.
+
+    sigstore-python raises plain Exception subclasses from private modules (Fulcio, Rekor,
+    timestamp and expiry errors: ``ExpiredIdentity``, ``ExpiredCertificate``) besides its own
+    Error and requests' errors: each one means this signing failed.
+    """
+    return AttestationError(f"keyless signing failed: {type(exc).__name__}: {printable(str(exc))}")
 
 
 class SigstoreVerifier:
@@ -443,7 +530,9 @@ def _certificate(document: object) -> x509.Certificate:
         raise AttestationError("bundle certificate is not a DER X.509 certificate") from None
 
 
-def _ca_certificate(key: ec.EllipticCurvePrivateKey, now: datetime) -> x509.Certificate:
+def _ca_certificate(
+    key: ec.EllipticCurvePrivateKey, now: datetime, validity: timedelta
+) -> x509.Certificate:
     """A self-signed CA certificate for one throwaway run."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qm-nmr-calc throwaway CA")])
     return (
@@ -453,7 +542,7 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey, now: datetime) -> x509.Cert
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + THROWAWAY_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_usage(cert_sign=True), critical=True)
         .sign(key, hashes.SHA256())
@@ -465,8 +554,11 @@ def _leaf_certificate(
     ca_key: ec.EllipticCurvePrivateKey,
     ca: x509.Certificate,
     now: datetime,
+    validity: timedelta,
+    *,
+    identity: str,
 ) -> x509.Certificate:
-    """A code-signing leaf certificate for ``public_key``, issued by the throwaway CA."""
+    """A code-signing leaf certificate for ``public_key`` naming ``identity`` (a URI)."""
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
@@ -474,9 +566,9 @@ def _leaf_certificate(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + THROWAWAY_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(THROWAWAY_SAN)]),
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
             critical=True,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

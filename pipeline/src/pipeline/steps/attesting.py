@@ -127,7 +127,11 @@ async def attest_subject(
     for kind in missing:
         payload = statement(image.repository, digest, kind, predicates[kind])
         with step(f"sign {kind} of {where}"):
-            bundle = await anyio.to_thread.run_sync(attesting.signer.sign, payload)
+            try:
+                bundle = await anyio.to_thread.run_sync(attesting.signer.sign, payload)
+            except AttestationError as error:
+                # The signer's own words (an expired token, an OIDC outage) and where it was.
+                raise AttestationError(f"sign {kind} of {where}: {error}") from error
             await attach(client, path, subject.descriptor, bundle, kind)
     return len(missing)
 
