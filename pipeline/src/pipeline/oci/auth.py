@@ -149,6 +149,19 @@ def token_request(
     return TokenRequest(url=realm, params=params, headers=headers)
 
 
+DEFAULT_TOKEN_LIFETIME = 60.0
+"""Seconds a bearer token lives when its answer gives no ``expires_in`` (the Docker token
+specification's default)."""
+
+
+def token_lifetime(answer: Mapping[str, object]) -> float:
+    """Seconds the token of a token answer lives: ``expires_in``, or the specification's 60."""
+    lifetime = answer.get("expires_in")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+        return DEFAULT_TOKEN_LIFETIME
+    return float(lifetime)
+
+
 def token_of(answer: Mapping[str, object]) -> str:
     """``token`` (or ``access_token``) of a token endpoint's JSON answer."""
     token = answer.get("token") or answer.get("access_token")

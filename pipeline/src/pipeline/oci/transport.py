@@ -15,7 +15,8 @@ Whatever a registry sends, a request ends, in bounded memory, with an answer or 
 from __future__ import annotations
 
 import email.utils
-from collections.abc import AsyncIterator, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,14 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 
-from pipeline.oci.auth import Challenge, Credentials, parse_challenge, token_of, token_request
+from pipeline.oci.auth import (
+    Challenge,
+    Credentials,
+    parse_challenge,
+    token_lifetime,
+    token_of,
+    token_request,
+)
 from pipeline.oci.documents import parse_json_object
 from pipeline.oci.names import host_of, is_loopback_ip, normalize_registry
 from pipeline.oci.text import printable
@@ -63,6 +71,9 @@ MANIFEST_BODY = BodyKind("manifest", 4 * MIB)
 CONFIG_BODY = BodyKind("image config", 8 * MIB)
 TAG_LIST_BODY = BodyKind("tag list page", 4 * MIB)
 TOKEN_BODY = BodyKind("token answer", 64 * KIB)
+TOKEN_RENEWAL_MARGIN = 10.0
+"""Seconds before a bearer token's end at which it is renewed before a request, not after a
+401: a request never carries a token that may lapse on the way (a blob is never sent twice)."""
 ERROR_BODY = BodyKind("error answer", 64 * KIB)
 """Error answers are cut here, not refused: only their first words are quoted."""
 
@@ -85,6 +96,18 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    """A registry token, when it is due (by the session's clock), and the challenge it answers."""
+
+    value: str
+    expires_at: float
+    challenge: Challenge = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"BearerToken(***, expires_at={self.expires_at})"
 
 
 class RegistryError(Exception):
@@ -127,8 +150,12 @@ class RegistrySession:
         plain_http: bool = False,
         limits: Limits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``plain_http`` allows HTTP beyond loopback: only for a throwaway registry service."""
+        """``plain_http`` allows HTTP beyond loopback: only for a throwaway registry service.
+
+        ``clock`` (seconds, monotonic) tells when a bearer token is due for renewal.
+        """
         self.registry = normalize_registry(registry)
         self.credentials = credentials
         self.limits = limits or DEFAULT_LIMITS
@@ -140,7 +167,8 @@ class RegistrySession:
         scheme = "http" if plain_http or loopback else "https"
         self.base_url = httpx.URL(f"{scheme}://{self.registry}")
         self._use_basic = False
-        self._tokens: dict[str, str] = {}
+        self._clock = clock
+        self._tokens: dict[str, BearerToken] = {}
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.limits.read_timeout),
             transport=transport,
@@ -223,7 +251,14 @@ class RegistrySession:
         return min(max(seconds, 0.0), self.limits.max_retry_after)
 
     async def _authorized(self, call: _Call) -> Answer:
-        """Send ``call``; after a 401 with a challenge it can answer, send it once more."""
+        """Send ``call``; after a 401 with a challenge it can answer, send it once more.
+
+        A bearer token of the call's scope near its end is renewed first, from the challenge
+        that bought it: a registry that expires tokens never has to refuse one mid-release.
+        """
+        held = self._tokens.get(call.scope)
+        if held is not None and held.expires_at - self._clock() < TOKEN_RENEWAL_MARGIN:
+            self._tokens[call.scope] = await self._fetch_token(held.challenge, call)
         sent_basic = self._use_basic  # another request may turn basic on while this one runs
         answer = await self._following(call)
         if answer.status == 401 and await self._answer_challenge(answer, call, sent_basic):
@@ -310,7 +345,7 @@ class RegistrySession:
         """The Authorization header for ``scope``: a cached token, else basic if it was asked."""
         token = self._tokens.get(scope)
         if token is not None:
-            return {"Authorization": f"Bearer {token}"}
+            return {"Authorization": f"Bearer {token.value}"}
         if self._use_basic:
             return {"Authorization": self.credentials.basic_header()}
         return {}
@@ -329,8 +364,8 @@ class RegistrySession:
             return True
         return False  # no usable challenge, or basic credentials were already refused
 
-    async def _fetch_token(self, challenge: Challenge, call: _Call) -> str:
-        """A bearer token for the call's scope from the challenge's realm."""
+    async def _fetch_token(self, challenge: Challenge, call: _Call) -> BearerToken:
+        """A bearer token for the call's scope from the challenge's realm, and its end."""
         operation = f"{call.operation}: token request"
         try:
             request = token_request(challenge, call.scope, self.base_url, self.credentials)
@@ -341,15 +376,17 @@ class RegistrySession:
             "GET", request.url, call.scope, operation, frozenset({200}), TOKEN_BODY, request.headers
         )
         url = request.url.copy_merge_params(request.params)
+        asked_at = self._clock()  # the token's lifetime counts from before the answer
         answer = await self._send(token_call, url, with_auth=False)
         if answer.status != 200:
             raise self.status_error(answer, operation, writing=_writes(call.scope))
         try:
-            token = token_of(parse_json_object(answer.body, what="token answer"))
+            document = parse_json_object(answer.body, what="token answer")
+            token = token_of(document)
         except ValueError as exc:
             raise self.error(operation, str(exc), answer.status) from None
         self.credentials.remember_token(token)
-        return token
+        return BearerToken(token, asked_at + token_lifetime(document), challenge)
 
     def same_origin(self, url: httpx.URL) -> bool:
         """Whether ``url`` is on this registry (credentials go nowhere else)."""
