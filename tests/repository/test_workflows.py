@@ -26,6 +26,8 @@ TEST_SCRIPT = ROOT / "scripts" / "test"
 REMOTE_MODULE = re.compile(r"^github\.com/[^/@\s]+/[^/@\s]+@[^\s]+$")
 DAGGER_ACTION = "dagger/dagger-for-github"
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+KEYLESS_REHEARSAL = "keyless-rehearsal"
+"""The CI job that signs a rehearsal keylessly."""
 TOKEN_EXPRESSION = re.compile(r"\$\{\{\s*secrets\.GITHUB_TOKEN\s*\}\}")
 
 
@@ -121,7 +123,7 @@ def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
     runs = [str(step.get("run", "")) for step in steps(ci)]
     assert any(run.strip().endswith(" scripts/test") for run in runs)
     verbs = [step.get("with", {}).get("verb") for step in dagger_steps(ci)]
-    assert verbs == [None, None, None]  # the action only installs the CLI
+    assert set(verbs) == {None}  # the action only installs the CLI
     assert "dagger check" in [run.strip() for run in runs]
     (engine,) = [
         job
@@ -131,8 +133,25 @@ def test_ci_runs_the_test_script_dagger_check_and_the_engine_tests() -> None:
     ]
     (engine_run,) = [step for step in engine["steps"] if "tests/engine" in str(step.get("run", ""))]
     assert engine_run["env"]["REQUIRE_DAGGER"] == "1"  # a missing CLI fails, never skips
-    for job in ci["jobs"].values():
-        assert effective_permissions(ci, job) == {"contents": "read"}
+    for name, job in ci["jobs"].items():
+        if name != KEYLESS_REHEARSAL:
+            assert effective_permissions(ci, job) == {"contents": "read"}, name
+
+
+def test_ci_rehearses_signed_keylessly_only_on_pushes_to_main() -> None:
+    """The first real Fulcio, Rekor and OIDC token: only where GitHub grants an identity to the
+    repository's own code (a push to main), never for a pull request; it cannot skip."""
+    ci = load(WORKFLOWS / "ci.yml")
+    job = ci["jobs"][KEYLESS_REHEARSAL]
+    assert job["if"] == "github.event_name == 'push'"
+    assert effective_permissions(ci, job) == {"contents": "read", "id-token": "write"}
+    (rehearse,) = [s for s in job["steps"] if "dagger call rehearse" in str(s.get("run", ""))]
+    command = " ".join(str(rehearse["run"]).replace("\\\n", " ").split())
+    assert command.startswith("dagger call rehearse --tag v")
+    assert "--id-token-request-url env:ACTIONS_ID_TOKEN_REQUEST_URL" in command
+    assert "--id-token-request-token env:ACTIONS_ID_TOKEN_REQUEST_TOKEN" in command
+    assert "continue-on-error" not in job
+    assert not any("continue-on-error" in step for step in job["steps"])
 
 
 def test_release_runs_only_on_pushed_v_tags() -> None:
