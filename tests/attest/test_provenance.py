@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -163,6 +164,18 @@ def test_a_rehearsal_says_so_as_its_builder() -> None:
     predicate = provenance_predicate(worker_plan(), "v2.4.0", INPUTS, REHEARSAL_RUN)
     assert "rehearsal" in predicate["runDetails"]["builder"]["id"]
     assert predicate["runDetails"]["metadata"] == {}
+
+
+URN = re.compile(r"urn:[a-z0-9][a-z0-9-]{0,30}[a-z0-9]:[A-Za-z0-9._~:@!$&'*+,;=/-]+")
+"""RFC 8141, without the characters that would need care to quote: no space, no parentheses."""
+
+
+@pytest.mark.parametrize("run", [REHEARSAL_RUN, RUN], ids=["rehearsal", "workflow"])
+def test_the_builder_id_is_a_uri(run: RunDetails) -> None:
+    """SLSA's builder.id is a TypeURI: a rehearsal's is a URN, a workflow's its URL."""
+    builder = run.builder_id
+    assert URN.fullmatch(builder) or builder.startswith("https://"), builder
+    assert not re.search(r"\s", builder), builder
 
 
 def test_the_conda_lock_gives_each_platform_its_packages_by_url_and_hash() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline.main import WORKER_LOCK, WORKER_LOCK_WORKFLOW
 from pipeline.rules.catalogue import find_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +23,12 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 RELEASE = WORKFLOWS / "release.yml"
 EXAMPLES = ROOT / "examples"
 UPSTREAM_RELEASE = EXAMPLES / "upstream-release.yml"
+WORKER_LOCK_WORKFLOWS = {
+    ROOT / WORKER_LOCK_WORKFLOW: ({"contents": "read"}, WORKER_LOCK),
+    EXAMPLES / "upstream-worker-lock.yml": ({}, "conda.lock"),
+}
+"""The workflows that make the lock, with their job's permissions and where they export it."""
+LOCK_ARTIFACT = "worker-conda-lock"
 TEST_SCRIPT = ROOT / "scripts" / "test"
 REMOTE_MODULE = re.compile(r"^github\.com/[^/@\s]+/[^/@\s]+@[^\s]+$")
 DAGGER_ACTION = "dagger/dagger-for-github"
@@ -241,7 +248,7 @@ def test_upstream_release_runs_on_v_tags_with_least_privilege() -> None:
 
 def test_upstream_release_is_a_checkout_and_one_pinned_dagger_call() -> None:
     upstream = load(UPSTREAM_RELEASE)
-    uses = [str(step.get("uses", "")).split("@")[0] for step in steps(upstream)]
+    uses = [str(step["uses"]).split("@")[0] for step in steps(upstream) if "uses" in step]
     assert uses == ["actions/checkout", DAGGER_ACTION]
     assert [s["uses"] for s in dagger_steps(upstream)] == [
         s["uses"] for s in dagger_steps(load(RELEASE))
@@ -299,3 +306,52 @@ def test_ci_runs_the_worker_science_natively_on_every_worker_platform() -> None:
     runs = " ".join(str(step.get("run", "")) for step in job["steps"])
     assert ".ci/worker-science" in runs
     assert (ROOT / ".ci" / "worker-science").is_file()
+
+
+@pytest.mark.parametrize("path", [RELEASE, UPSTREAM_RELEASE], ids=lambda path: path.name)
+def test_the_published_references_and_the_report_go_to_the_job_summary(path: Path) -> None:
+    """What publish prints (references, tags left and why, verification) is in the summary."""
+    workflow = load(path)
+    publish = publish_step(workflow)
+    assert "id" in publish, f"{path.name}: the publish step needs an id to read its output"
+    output = f"${{{{ steps.{publish['id']}.outputs.output }}}}"
+    after = steps(workflow)[steps(workflow).index(publish) + 1 :]
+    summaries = [
+        step
+        for step in after
+        if output in step.get("env", {}).values()
+        and '>>"$GITHUB_STEP_SUMMARY"' in str(step.get("run", ""))
+    ]
+    assert len(summaries) == 1, f"{path.name}: no step writes {output} to the job summary"
+    (variable,) = [name for name, value in summaries[0]["env"].items() if value == output]
+    assert f'"${variable}"' in summaries[0]["run"], "the output itself is written"
+
+
+@pytest.mark.parametrize("path", sorted(WORKER_LOCK_WORKFLOWS), ids=lambda path: path.name)
+def test_the_lock_is_made_on_github_only_by_hand_with_least_privilege(path: Path) -> None:
+    workflow = load(path)
+    permissions, _ = WORKER_LOCK_WORKFLOWS[path]
+    assert workflow["on"] == {"workflow_dispatch": None}
+    assert workflow.get("permissions") == {}
+    (job,) = workflow["jobs"].values()
+    assert effective_permissions(workflow, job) == permissions
+
+
+@pytest.mark.parametrize("path", sorted(WORKER_LOCK_WORKFLOWS), ids=lambda path: path.name)
+def test_the_lock_workflow_uploads_the_lock_and_says_how_to_commit_it(path: Path) -> None:
+    workflow = load(path)
+    _, exported = WORKER_LOCK_WORKFLOWS[path]
+    (make,) = dagger_steps(workflow)
+    assert args_of(make) == ["worker-lock", "export", "--path", exported]
+    (upload,) = [s for s in steps(workflow) if str(s.get("uses", "")).startswith("actions/upload")]
+    assert upload["with"] == {"name": LOCK_ARTIFACT, "path": exported, "if-no-files-found": "error"}
+    summary = steps(workflow)[-1]["run"]
+    assert '>>"$GITHUB_STEP_SUMMARY"' in summary
+    assert f"--name {LOCK_ARTIFACT} --dir worker" in summary
+    assert f"git add {WORKER_LOCK}" in summary
+    assert f"'/^made-by:/,$p' {exported}" in summary, "what made the lock is shown for review"
+
+
+def test_the_way_a_lock_workflow_calls_the_same_module_as_the_release() -> None:
+    (make,) = dagger_steps(load(EXAMPLES / "upstream-worker-lock.yml"))
+    assert make["with"]["module"] == publish_step(load(UPSTREAM_RELEASE))["with"]["module"]

@@ -37,6 +37,8 @@ class Package:
     files: Mapping[str, bytes | Path] = field(default_factory=dict)
     executables: frozenset[str] = frozenset()
     """Paths in ``files`` given mode 0755 (a Path source keeps its own mode)."""
+    published: int = TAR_MTIME
+    """When the channel got it (seconds since the epoch): repodata's ``timestamp``."""
 
     @property
     def file_name(self) -> str:
@@ -55,7 +57,7 @@ class Package:
             "subdir": self.subdir,
             "arch": arch,
             "platform": "linux" if arch else None,
-            "timestamp": TAR_MTIME * 1000,
+            "timestamp": self.published * 1000,
             "license": "see the package's sources",
         }
 

@@ -10,10 +10,13 @@ import asyncio
 import importlib.util
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
 CONDA_ENV = Path(__file__).resolve().parents[2] / "worker" / "conda_env.py"
+CUT_OFF = datetime(2025, 1, 1, tzinfo=UTC)
+"""The stand-in channel's packages are from 2023 (``conda_channel.TAR_MTIME``): all before it."""
 
 
 def conda_env() -> ModuleType:
@@ -28,8 +31,12 @@ def conda_env() -> ModuleType:
     return sys.modules["conda_env"]
 
 
-def make_lock(channel_url: str, specs: Sequence[str], output: Path) -> Path:
+def make_lock(
+    channel_url: str, specs: Sequence[str], output: Path, cut_off: datetime = CUT_OFF
+) -> Path:
     """Lock ``specs`` from the channel at ``channel_url`` into ``output``, as worker_lock does."""
-    lock = asyncio.run(conda_env().make_lock([channel_url], list(specs)))
-    lock.to_path(output)
+    module = conda_env()
+    spec = module.Spec([channel_url], list(specs), cut_off)
+    lock, record = asyncio.run(module.make_lock(spec))
+    module.write_lock(lock, record, output)
     return output

@@ -75,6 +75,19 @@ APP_MARKER = "src/qm_nmr_calc"
 WORKER_LOCK = "worker/conda.lock"
 """The worker's conda lock: every package of its scientific stack by URL and SHA-256."""
 WORKER_LOCK_COMMAND = f"dagger call worker-lock export --path {WORKER_LOCK}"
+"""Makes the lock where the module lives (its repository's root, beside dagger.json)."""
+WORKER_LOCK_WORKFLOW = ".github/workflows/worker-lock.yml"
+"""Makes the lock on a GitHub runner, in the module's repository: no Docker or Dagger needed."""
+WORKER_LOCK_MISSING = (
+    f"{WORKER_LOCK} is missing from this module's build files: the worker image installs "
+    "NWChem, xTB and CREST only from that lock, which lives beside the module's dagger.json. "
+    f"In the repository that holds the module, run its `worker-lock` workflow "
+    f"({WORKER_LOCK_WORKFLOW}: Actions, Run workflow) or `{WORKER_LOCK_COMMAND}` at its root "
+    "(it needs conda-forge); review and commit the lock, then build again. Calling the module "
+    "remotely (`dagger -m github.com/OWNER/REPOSITORY@COMMIT`, way A of docs/adopting.md), "
+    "choose a module commit that holds the lock: a lock in your own checkout is never read"
+)
+"""Why a build is refused without the lock, and what makes it in each way of adopting."""
 WORKER_FILES = ("worker/environment.yml", "worker/conda_env.py", "worker/requirements.txt")
 """The worker's lock spec, installer and the installer's pinned requirements."""
 DOCKER_FILES = (
@@ -91,7 +104,10 @@ BUILD_FILES_IGNORE = ["*", *(f"!{name.rstrip('/')}" for name in DOCKER_FILES)]
 REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 """A full commit id: SHA-1, or SHA-256 for repositories that use it; lowercase."""
 LOCK_PYTHON_IMAGE = "python:3.11-slim-bookworm"
-"""Runs the lock maker; the same Python image the Dockerfiles name (pin a digest to pin it)."""
+"""Runs the lock maker; the same Python image the Dockerfiles name. UNVERIFIED: no digest of it
+could be read here (no registry reachable), so ``worker_lock`` resolves this tag to its digest
+once, runs from that digest and records it in the lock (``made-by: image``). To pin it ahead,
+append the ``@sha256:...`` a lock recorded: this is the one place."""
 
 REHEARSAL_REGISTRY_IMAGE = "registry:2"
 """The throwaway registry ``rehearse`` publishes into, inside the engine."""
@@ -566,13 +582,17 @@ class Pipeline:
     async def worker_lock(self) -> dagger.File:
         """Solve worker/environment.yml for linux-64 and linux-aarch64: worker/conda.lock.
 
-        Needs the channel (conda-forge). Review the result and commit it; the worker is built
-        only from it. ``dagger call worker-lock export --path worker/conda.lock``
+        Up to the spec's exclude-newer cut-off, the same versions on both platforms where
+        conda-forge has them (what differs is listed in the lock, with the reason). Needs the
+        channel (conda-forge). Review the result and commit it; the worker is built only from
+        it. ``dagger call worker-lock export --path worker/conda.lock``
         """
         worker = self.build_files.directory("worker")
+        # Resolved to its digest once: the lock is made in, and records, exactly that image.
+        image = await dag.container().from_(LOCK_PYTHON_IMAGE).image_ref()
         return (
             dag.container()
-            .from_(LOCK_PYTHON_IMAGE)
+            .from_(image)
             .with_directory("/worker", worker)
             .with_exec(
                 [
@@ -585,7 +605,14 @@ class Pipeline:
                 ]
             )
             .with_exec(
-                ["python", "/worker/conda_env.py", "lock", "/worker/environment.yml", "/conda.lock"]
+                [
+                    "python",
+                    "/worker/conda_env.py",
+                    "lock",
+                    "/worker/environment.yml",
+                    "/conda.lock",
+                    f"--made-in={image}",
+                ]
             )
             .file("/conda.lock")
         )
@@ -601,11 +628,7 @@ class Pipeline:
         is built.
         """
         if building and not await self.build_files.exists(WORKER_LOCK):
-            raise ReleaseInputError(
-                f"{WORKER_LOCK} is missing: the worker image installs NWChem, xTB and CREST "
-                f"only from that lock. Make it with `{WORKER_LOCK_COMMAND}` (it needs "
-                "conda-forge), review and commit it, then build again"
-            )
+            raise ReleaseInputError(WORKER_LOCK_MISSING)
         if await self.source.exists(APP_MARKER):
             return self._with_build_files(self.source), await self._source_commit()
         url = self._upstream_url

@@ -27,7 +27,8 @@ from pipeline.rules.plan import ImagePlan
 
 BUILD_TYPE = "https://github.com/steinbeck/qm-nmr-calc/release-pipeline/docker-build@v1"
 """What kind of build the statement describes: a Dockerfile built by this pipeline's
-``publish``; its parameters are ``externalParameters`` below (documented in docs/provenance.md)."""
+``publish``; its parameters are ``externalParameters`` below (documented in docs/supply-chain.md,
+"What the provenance records")."""
 
 GITHUB = "https://github.com"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -82,8 +83,9 @@ CONDA_ENVIRONMENT = "default"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-REHEARSAL_RUN = RunDetails(builder_id="urn:qm-nmr-calc:rehearsal (throwaway, nothing is trusted)")
-"""What a rehearsal records as its builder."""
+REHEARSAL_RUN = RunDetails(builder_id="urn:qm-nmr-calc:rehearsal:throwaway-untrusted")
+"""What a rehearsal records as its builder: a URI (SLSA's ``builder.id`` is one) saying that it
+is a rehearsal, signed by a throwaway identity nothing trusts."""
 
 
 def sha256_hex(data: bytes) -> str:
