@@ -6,12 +6,17 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.registry_server import RegistryServer
+
+settings.register_profile("machine-speed-independent", deadline=None)
+settings.load_profile("machine-speed-independent")
+"""No property test has a deadline: under load one example may take seconds, never a failure."""
 
 REGISTRY_USER = "releaser"
 REGISTRY_PASSWORD = "s3cret-" + secrets.token_hex(8)

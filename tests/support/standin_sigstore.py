@@ -246,3 +246,32 @@ def _session_ca() -> ThrowawayCA:
         if not _CA:
             _CA.append(ThrowawayCA())
         return _CA[0]
+
+
+class ReleaseWorkflowSigner:
+    """Signs as the release workflow run of ``owner``'s repository on ``tag`` does, through the
+    stand-in Fulcio and Rekor: a bundle the release itself could have made (or that a rerun
+    must keep), for tests that plant or read back attestations."""
+
+    def __init__(self, owner: str, tag: str) -> None:
+        self._sigstore = StandInSigstore(claims=release_claims(f"{owner}/qm-nmr-calc", tag))
+        self.identity = workflow_identity(self._sigstore.claims)
+
+    def sign(self, statement: bytes) -> bytes:
+        """A bundle of ``statement``, signed and logged now."""
+        token = self._sigstore.oidc_token("https://pipelines.actions.invalid/idtoken", "t")
+        return self._sigstore.keyless_signer(token).sign(statement)
+
+    def verifier(self) -> StandInVerifier:
+        """The verifier the release checks its bundles with."""
+        return self._sigstore.verifier(self.identity)
+
+
+def release_signer(repository_path: str, tag: str = "v2.4.0") -> ReleaseWorkflowSigner:
+    """The release workflow's signer for the owner of ``repository_path`` (``owner/name``)."""
+    return ReleaseWorkflowSigner(repository_path.split("/", 1)[0], tag)
+
+
+def release_identity(repository_path: str, tag: str = "v2.4.0") -> str:
+    """The identity the release workflow of ``repository_path``'s owner signs as."""
+    return release_signer(repository_path, tag).identity

@@ -20,6 +20,7 @@ import anyio
 import dagger
 from dagger import dag
 
+from pipeline.attest.errors import AttestationError
 from pipeline.attest.provenance import BuildInputs, conda_downloads, sha256_hex
 from pipeline.attest.signing import Verifier
 from pipeline.oci import WRITE_ACCESS_HINT, Manifest, RegistryClient, safe_line
@@ -31,7 +32,12 @@ from pipeline.steps.base_images import Logins, pin_base_images
 from pipeline.steps.concurrency import first_line, gather
 from pipeline.steps.finishing import FinishedImage, digest_of, move_floating, version_manifest
 from pipeline.steps.progress import note, step
-from pipeline.steps.verify import VerificationError, VerifyReport, verify_release
+from pipeline.steps.verify import (
+    VerificationError,
+    VerifyReport,
+    check_attested,
+    verify_release,
+)
 
 CONDA_LOCK_SUFFIX = "conda.lock"
 """A lock file whose packages the build downloads (``worker/conda.lock``)."""
@@ -299,11 +305,33 @@ async def push_and_attest(
     """Push one image under its version tag, annotate its index, attest every digest.
 
     Each image goes through these on its own, so one image's attestations overlap the other's
-    push; no floating tag moves here.
+    push; no floating tag moves here, and none moves unless every digest's attestations, as the
+    registry now serves them, verify.
     """
     pushed = await push_version(image, variants, auth, registry_service)
     final = await version_manifest(client, repository_path(image.repository), image, pushed)
-    return AttestedImage(final, await attest_image(client, attesting, image, final))
+    attestations = await attest_image(client, attesting, image, final)
+    await require_attested(client, image, final, attesting.verifier)
+    return AttestedImage(final, attestations)
+
+
+async def require_attested(
+    client: RegistryClient, image: ImagePlan, top: Manifest, verifier: Verifier
+) -> None:
+    """Raise, naming each problem, unless every digest of ``top`` carries good attestations.
+
+    Read back after attesting, as verify reads them: what the registry serves (a bundle planted
+    or changed meanwhile, one of a predicate type the release does not make) stops the release
+    before any floating tag moves.
+    """
+    path = repository_path(image.repository)
+    with step(f"check the attestations of {image.repository}"):
+        problems = await check_attested(client, path, image, top, verifier)
+    if problems:
+        raise AttestationError(
+            f"{image.repository}: attestations do not verify, so no floating tag moves: "
+            + "; ".join(problems)
+        )
 
 
 async def release_images(

@@ -11,24 +11,31 @@ from pipeline.attest.errors import AttestationError
 from pipeline.attest.signing import Verifier, unverified_statement
 from pipeline.attest.statements import PREDICATE_TYPES, Statement
 from pipeline.attest.storage import StoredBundle, attached
-from pipeline.oci import RegistryClient
+from pipeline.oci import RegistryClient, RegistryError
 from pipeline.oci.text import printable
 
 
 async def check_attestations(
-    client: RegistryClient, repository: str, subject_digest: str, verifier: Verifier | None
+    client: RegistryClient,
+    repository: str,
+    subject_digest: str,
+    verifier: Verifier | None,
+    *,
+    subject_name: str | None = None,
 ) -> list[str]:
     """One line per problem, each naming ``registry/repository@digest`` and the predicate type.
 
     Problems: a predicate type missing; an artifact stored as attesting another digest; a
-    statement about another digest (or of another predicate type); a signature ``verifier``
-    refuses. Without a verifier, signatures are not checked (the statements are still read).
-    [] when all is well. A registry failure raises ``RegistryError``, as other reads do.
+    statement about another digest, of another predicate type or (with ``subject_name``, the
+    repository without tag) naming another repository; a signature ``verifier`` refuses; a
+    bundle of a predicate type the release does not make; a listing the registry cannot serve
+    (a listed artifact it does not hold, a bundle too large to read). Without a verifier,
+    signatures are not checked (the statements are still read). [] when all is well.
     """
     where = f"{client.registry}/{repository}@{subject_digest}"
     try:
         stored = await attached(client, repository, subject_digest)
-    except AttestationError as exc:
+    except (AttestationError, RegistryError) as exc:
         return [f"{where}: attestations cannot be read: {exc}"]
     problems = []
     for predicate_type in PREDICATE_TYPES:
@@ -36,7 +43,16 @@ async def check_attestations(
         if not found:
             problems.append(f"{where}: {predicate_type} attestation missing")
         for bundle in found:
-            problems.extend(_problems(bundle, where, subject_digest, predicate_type, verifier))
+            problems.extend(
+                _problems(bundle, where, subject_digest, predicate_type, verifier, subject_name)
+            )
+    problems += [
+        f"{where}: attestation {bundle.manifest_digest} has predicate type "
+        f"{printable(bundle.predicate_type)[:80]!r}, which the release does not make; "
+        f"accepted: {', '.join(PREDICATE_TYPES)}"
+        for bundle in stored
+        if bundle.predicate_type not in PREDICATE_TYPES
+    ]
     return problems
 
 
@@ -46,6 +62,7 @@ def _problems(
     subject_digest: str,
     predicate_type: str,
     verifier: Verifier | None,
+    subject_name: str | None,
 ) -> list[str]:
     """What is wrong with one stored attestation of ``predicate_type``."""
     label = f"{where}: {predicate_type} attestation {stored.manifest_digest}"
@@ -60,6 +77,12 @@ def _problems(
     if statement.subject_digest != subject_digest:
         problems.append(
             f"{label}: the statement's subject is {statement.subject_digest}, not this digest"
+        )
+    if subject_name is not None and statement.subject_name != subject_name:
+        problems.append(
+            f"{label}: the statement's subject name is "
+            f"{printable(statement.subject_name)[:200]!r}, not {subject_name!r} "
+            "(the repository, without tag or digest)"
         )
     if statement.predicate_type != predicate_type:
         problems.append(

@@ -114,14 +114,23 @@ async def attach(
 async def attached(
     client: RegistryClient, repository: str, subject_digest: str
 ) -> list[StoredBundle]:
-    """Every bundle listed under the subject's fallback tag; [] when nothing is attached."""
+    """Every bundle listed under the subject's fallback tag; [] when nothing is attached.
+
+    A listed artifact this repository does not hold (another repository's), or a bundle
+    declared larger than ``MAX_BUNDLE``, is an AttestationError: nothing is read past it.
+    """
     tag = fallback_tag(subject_digest)
     index = await client.get_manifest_or_none(repository, tag)
     if index is None:
         return []
     stored = []
     for entry in _bundle_entries(index, repository, tag):
-        manifest = await client.get_manifest(repository, entry)
+        manifest = await client.get_manifest_or_none(repository, entry)
+        if manifest is None:
+            raise AttestationError(
+                f"{repository}:{tag} lists {entry}, which {repository} does not hold; accepted: "
+                "artifacts stored in the attested image's own repository"
+            )
         subject, layer, predicate_type = _artifact_parts(manifest, repository)
         bundle = await client.get_blob(repository, layer)
         stored.append(StoredBundle(manifest.digest, predicate_type, subject, bundle))
@@ -260,6 +269,12 @@ def _artifact_parts(manifest: Manifest, repository: str) -> tuple[str, str, str]
         or layers[0].get("mediaType") != BUNDLE_MEDIA_TYPE
     ):
         raise AttestationError(f"{where} does not hold exactly one {BUNDLE_MEDIA_TYPE} layer")
+    size = layers[0].get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE:
+        raise AttestationError(
+            f"{where} declares a bundle of {printable(repr(size))[:40]} bytes; accepted: "
+            f"1 to {MAX_BUNDLE} bytes (it is not read)"
+        )
     subject = document.get("subject")
     subject_digest = subject.get("digest") if isinstance(subject, dict) else None
     if not isinstance(subject_digest, str) or not _SHA256.match(subject_digest):

@@ -119,7 +119,8 @@ def token_request(
     """The token request a Bearer challenge asks for; ValueError if it cannot be made safely.
 
     The realm must be HTTPS (plain HTTP only to a loopback IP address). The user and password go
-    to the realm only when it is on the registry's own host: never to another host.
+    to the realm only when it is at the registry's own origin (scheme, host and port all the
+    registry's): never to another host, a look-alike or a subdomain, another port or scheme.
     """
     try:
         realm = httpx.URL(challenge.params.get("realm", ""))
@@ -134,10 +135,11 @@ def token_request(
         )
     headers = {}
     if credentials.given:
-        if realm.host != registry_url.host:
+        differs = other_origin(realm, registry_url)
+        if differs:
             raise ValueError(
-                f"token realm {shown} is on another host than the registry; credentials are "
-                "sent to the registry's own host only"
+                f"token realm {shown} is on another {differs} than the registry; credentials "
+                "are sent to the registry's own origin only (its scheme, host and port)"
             )
         headers["Authorization"] = credentials.basic_header()
     scopes = [scope]
@@ -160,6 +162,20 @@ def token_lifetime(answer: Mapping[str, object]) -> float:
     if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
         return DEFAULT_TOKEN_LIFETIME
     return float(lifetime)
+
+
+def other_origin(url: httpx.URL, registry_url: httpx.URL) -> str:
+    """What of ``url``'s origin is not the registry's: "host", "port", "scheme", or "" if none.
+
+    Hosts are compared whole (httpx lowercases them): a look-alike (``notghcr.io``) or a
+    subdomain (``auth.ghcr.io``) is another host. A default port is the scheme's (httpx: None).
+    """
+    parts = [
+        ("host", url.host, registry_url.host),
+        ("port", url.port, registry_url.port),
+        ("scheme", url.scheme, registry_url.scheme),
+    ]
+    return " and ".join(name for name, mine, theirs in parts if mine != theirs)
 
 
 def token_of(answer: Mapping[str, object]) -> str:

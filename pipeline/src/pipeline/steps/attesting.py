@@ -73,16 +73,19 @@ def subjects_of(image: ImagePlan, top: Manifest) -> list[Subject]:
 
 
 async def kept_statements(
-    client: RegistryClient, path: str, digest: str, verifier: Verifier
+    client: RegistryClient, path: str, digest: str, verifier: Verifier, name: str
 ) -> dict[str, Statement]:
-    """The statements already attached to ``digest`` that verify and name it, by predicate type."""
+    """The statements already attached to ``digest`` that verify and name it, by predicate type.
+
+    ``name`` is the repository the statements must name (without tag or digest).
+    """
     kept: dict[str, Statement] = {}
     for stored in await attached(client, path, digest):
         try:
             found = verifier.verify(stored.bundle)
         except AttestationError:
             continue  # replaced below
-        if found.subject_digest == digest and stored.subject_digest == digest:
+        if found.subject_digest == stored.subject_digest == digest and found.subject_name == name:
             kept[found.predicate_type] = found
     return kept
 
@@ -100,7 +103,7 @@ async def attest_subject(
     """
     path = repository_path(image.repository)
     digest = subject.descriptor.digest
-    kept = await kept_statements(client, path, digest, attesting.verifier)
+    kept = await kept_statements(client, path, digest, attesting.verifier, image.repository)
     where = f"{image.repository}@{digest}"
     if subject.platform is not None:
         if SBOM in kept:

@@ -230,7 +230,9 @@ async def check_attested(
     """Every digest's missing, misdirected or unverifiable SBOM, provenance or signature."""
     found = await gather(
         {
-            digest: partial(check_attestations, client, path, digest, verifier)
+            digest: partial(
+                check_attestations, client, path, digest, verifier, subject_name=image.repository
+            )
             for digest in attested_digests(image, top)
         }
     )
