@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.registry_server import RegistryServer
+from tests.support.scheduling import make_scheduler
 
 settings.register_profile("machine-speed-independent", deadline=None)
 settings.load_profile("machine-speed-independent")
@@ -20,6 +22,11 @@ settings.load_profile("machine-speed-independent")
 
 REGISTRY_USER = "releaser"
 REGISTRY_PASSWORD = "s3cret-" + secrets.token_hex(8)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n``: every image test on one worker, the rest spread over the others."""
+    return make_scheduler(config, log)
 
 
 @pytest.fixture(scope="session")

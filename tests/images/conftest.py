@@ -33,17 +33,12 @@ BuildImage = Callable[[str, str, str], builds.Build]
 """``build_image(dockerfile, platform, upstream_tag)``: a finished build (made once)."""
 
 
-IMAGE_GROUP = "images"
-"""The pytest-xdist group of every image test: one worker runs them all, so the session's
-daemon, stand-ins and builds are made once, while other workers run the rest."""
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test of this directory ``images``, all in one xdist group."""
+    """Mark every test of this directory ``images`` (one xdist worker runs them all:
+    ``tests/support/scheduling.py``)."""
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(HERE):
             item.add_marker(pytest.mark.images)
-            item.add_marker(pytest.mark.xdist_group(IMAGE_GROUP))
 
 
 @pytest.fixture(scope="session")
