@@ -10,7 +10,9 @@ bought it. The registry here expires tokens on the test's clock, as a real one w
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -67,6 +69,20 @@ class ExpiringTokens:
         return answer
 
 
+@asynccontextmanager
+async def session_on(
+    server: HostileRegistry, tokens: ExpiringTokens
+) -> AsyncIterator[RegistrySession]:
+    """A session with credentials on ``server``, on the token service's clock; closed after."""
+    session = RegistrySession(
+        server.host, Credentials("bot", "pw"), limits=FAST, clock=tokens.clock
+    )
+    try:
+        yield session
+    finally:
+        await session.aclose()
+
+
 async def put_blob(session: RegistrySession) -> int:
     """One non-idempotent upload of ``BLOB`` (as ``put_blob``'s PUT); its status."""
     answer = await session.request(
@@ -91,15 +107,10 @@ async def test_an_expired_registry_token_is_renewed_before_an_upload_that_is_sen
     server = HostileRegistry(lambda request, reply: handler(request, reply))
     handler = tokens.handle(server)
     with server:
-        session = RegistrySession(
-            server.host, Credentials("bot", "pw"), limits=FAST, clock=tokens.clock
-        )
-        try:
+        async with session_on(server, tokens) as session:
             assert await put_blob(session) == 201
             tokens.now += lifetime or DEFAULT_TOKEN_LIFETIME  # the token has expired
             assert await put_blob(session) == 201
-        finally:
-            await session.aclose()
 
     uploads = [r for r in server.requests if r.path == UPLOAD]
     # The first upload meets the challenge (no token yet); the second goes once, renewed first.
@@ -117,25 +128,33 @@ async def test_a_token_with_time_left_is_kept() -> None:
     server = HostileRegistry(lambda request, reply: handler(request, reply))
     handler = tokens.handle(server)
     with server:
-        session = RegistrySession(
-            server.host, Credentials("bot", "pw"), limits=FAST, clock=tokens.clock
-        )
-        try:
+        async with session_on(server, tokens) as session:
             await put_blob(session)
             tokens.now += 300 - TOKEN_RENEWAL_MARGIN - 1
             await put_blob(session)
-        finally:
-            await session.aclose()
 
     assert sorted(tokens.issued) == ["tok-1"]
 
 
 @settings(deadline=None, max_examples=50)
-@given(st.one_of(st.none(), st.booleans(), st.integers(-5, 10_000), st.floats(), st.text()))
+@given(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 10_000),
+        st.floats(),
+        st.just(float("inf")),
+        st.just(float("nan")),
+        st.text(),
+    )
+)
 def test_a_token_lives_what_its_answer_says_or_sixty_seconds(expires_in: object) -> None:
     lifetime = token_lifetime({"token": "t", "expires_in": expires_in})
 
     valid = (
-        isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0
+        isinstance(expires_in, int | float)
+        and not isinstance(expires_in, bool)
+        and math.isfinite(expires_in)
+        and expires_in > 0
     )
     assert lifetime == (float(expires_in) if valid else DEFAULT_TOKEN_LIFETIME)  # type: ignore[arg-type]

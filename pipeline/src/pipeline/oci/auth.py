@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -159,7 +160,9 @@ specification's default)."""
 def token_lifetime(answer: Mapping[str, object]) -> float:
     """Seconds the token of a token answer lives: ``expires_in``, or the specification's 60."""
     lifetime = answer.get("expires_in")
-    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+        return DEFAULT_TOKEN_LIFETIME
+    if not math.isfinite(lifetime) or lifetime <= 0:  # json reads NaN and Infinity too
         return DEFAULT_TOKEN_LIFETIME
     return float(lifetime)
 
