@@ -28,8 +28,8 @@ from pipeline.steps.verify import verification_plan, verify_release
 
 from pipeline import publishing
 from tests.support.planted_attestations import (
-    RELEASE_TOKEN_ID,
     Published,
+    installed_engine,
     listing,
     plant,
     predicate_of,
@@ -41,13 +41,10 @@ from tests.support.planted_attestations import (
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import CREATED, REVISION, StandInEngine
 from tests.support.standin_sigstore import release_signer
-from tests.support.standin_syft import RecordedScans
 
 pytestmark = pytest.mark.anyio
 
 TAG = "v2.4.0"
-RECORDED_SCANS = RecordedScans()
-"""syft runs once per platform for this module: the SBOMs' contents are not tested here."""
 FOREIGN_TYPE = "https://example.com/vulnerability-scan/v1"
 
 Attack = Callable[[RegistryClient, Published, str], Awaitable[str]]
@@ -57,11 +54,7 @@ Attack = Callable[[RegistryClient, Published, str], Awaitable[str]]
 @pytest.fixture
 def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
     """A stand-in engine that pushes into the test registry."""
-    standin = StandInEngine(
-        registry.host, secrets={RELEASE_TOKEN_ID: "t"}, recorded_scans=RECORDED_SCANS
-    )
-    standin.install(monkeypatch)
-    return standin
+    return installed_engine(registry.host, monkeypatch)
 
 
 def arm64_of(api: Published) -> str:

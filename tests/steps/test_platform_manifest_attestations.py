@@ -28,9 +28,9 @@ from pipeline.steps.verify import VerificationError, verification_plan, verify_r
 
 from pipeline import publishing
 from tests.support.planted_attestations import (
-    RELEASE_TOKEN_ID,
     Published,
     drop,
+    installed_engine,
     plant,
     publish,
     served,
@@ -40,13 +40,10 @@ from tests.support.planted_attestations import (
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import CREATED, REVISION, StandInEngine
 from tests.support.standin_sigstore import release_identity, release_signer
-from tests.support.standin_syft import RecordedScans
 
 pytestmark = pytest.mark.anyio
 
 TAG = "v2.4.0"
-RECORDED_SCANS = RecordedScans()
-"""syft runs once per platform for this module: the SBOMs' contents are not tested here."""
 
 Corruption = Callable[[RegistryClient, Published, str], Awaitable[str]]
 """Changes the attestations of ``published``'s arm64 manifest; the problem verify must name
@@ -56,11 +53,7 @@ Corruption = Callable[[RegistryClient, Published, str], Awaitable[str]]
 @pytest.fixture
 def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
     """A stand-in engine that pushes into the test registry."""
-    standin = StandInEngine(
-        registry.host, secrets={RELEASE_TOKEN_ID: "t"}, recorded_scans=RECORDED_SCANS
-    )
-    standin.install(monkeypatch)
-    return standin
+    return installed_engine(registry.host, monkeypatch)
 
 
 def verifier(owner: str) -> Verifier:

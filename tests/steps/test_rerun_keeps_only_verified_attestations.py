@@ -19,8 +19,8 @@ from pipeline.attest.storage import FALLBACK_TAG_PREFIX, attached
 from pipeline.oci.client import RegistryClient
 
 from tests.support.planted_attestations import (
-    RELEASE_TOKEN_ID,
     Published,
+    installed_engine,
     plant,
     publish,
     served,
@@ -31,13 +31,10 @@ from tests.support.planted_attestations import (
 from tests.support.registry_server import RegistryServer
 from tests.support.standin import StandInEngine
 from tests.support.standin_sigstore import release_signer
-from tests.support.standin_syft import RecordedScans
 
 pytestmark = pytest.mark.anyio
 
 TAG = "v2.4.0"
-RECORDED_SCANS = RecordedScans()
-"""syft runs once per platform for this module: the SBOMs' contents are not tested here."""
 
 Planting = Callable[[RegistryClient, Published, str], Awaitable[int]]
 """Plants on the api's arm64 manifest; how many of its attestations the rerun must sign again."""
@@ -46,11 +43,7 @@ Planting = Callable[[RegistryClient, Published, str], Awaitable[int]]
 @pytest.fixture
 def engine(registry: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
     """A stand-in engine that pushes into the test registry."""
-    standin = StandInEngine(
-        registry.host, secrets={RELEASE_TOKEN_ID: "t"}, recorded_scans=RECORDED_SCANS
-    )
-    standin.install(monkeypatch)
-    return standin
+    return installed_engine(registry.host, monkeypatch)
 
 
 async def another_identity(client: RegistryClient, api: Published, host: str) -> int:

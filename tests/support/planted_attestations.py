@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagger
+import pytest
 from dagger import dag
 from pipeline.attest.signing import BUNDLE_MEDIA_TYPE
 from pipeline.attest.storage import (
@@ -30,9 +31,23 @@ from pipeline.attest.storage import (
 from pipeline.main import Pipeline
 from pipeline.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient, digest_of, serialize_json
 
-from tests.support.standin import signing_flags
+from tests.support.standin import StandInEngine, signing_flags
+from tests.support.standin_syft import RecordedScans
 
 RELEASE_TOKEN_ID = "secret-adversarial-token"
+RECORDED_SCANS = RecordedScans()
+"""syft runs once per platform for these tests: the SBOMs' contents are not what they test."""
+
+
+def installed_engine(registry_host: str, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
+    """A stand-in engine that pushes into the test registry, installed for this test."""
+    standin = StandInEngine(
+        registry_host, secrets={RELEASE_TOKEN_ID: "t"}, recorded_scans=RECORDED_SCANS
+    )
+    standin.install(monkeypatch)
+    return standin
+
+
 """The id of the stand-in secret that ``publish`` below passes as the registry password."""
 
 
